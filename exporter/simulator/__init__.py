@@ -1,0 +1,26 @@
+"""A simulated Bitrix24 portal (catalog images, batch, signed downloads, rate limit).
+
+Built from the Bitrix24 reference alone and independent of the exporter's client code,
+so the two sides check each other. Backs the ``demo`` and ``simulate`` commands and
+the integration tests.
+"""
+
+from .app import SimulatedPortal
+from .bucket import LeakyBucket
+from .catalog import Catalog, SimImage
+from .png import MIN_PNG_SIZE
+from .server import RunningPortal, serve_portal
+from .settings import PortalSettings
+from .stats import Stats
+
+__all__ = [
+    "MIN_PNG_SIZE",
+    "Catalog",
+    "LeakyBucket",
+    "PortalSettings",
+    "RunningPortal",
+    "SimImage",
+    "SimulatedPortal",
+    "Stats",
+    "serve_portal",
+]

@@ -1,0 +1,268 @@
+"""The simulated portal's trade catalog: products, their images, and the images' bytes."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+from .png import MAX_PNG_SIZE, MIN_PNG_SIZE, PNG_CONTENT_TYPE, iter_png, png_bytes
+
+PRODUCT_IBLOCK_ID = 24
+OFFERS_IBLOCK_ID = 26
+IMAGE_TYPES = ("DETAIL_PICTURE", "PREVIEW_PICTURE", "MORE_PHOTO")
+
+_NAMES = (
+    "front.png",
+    "back.png",
+    "side view.png",
+    "Фото 3.png",
+    "вид сбоку.png",
+    "detail.png",
+    "IMG_0042.png",
+    "packaging.png",
+    "photo (1).png",
+    "Größentabelle.png",
+    "商品图片.png",
+    "café crème.png",
+    "image.png",
+    "main.png",
+    "zoom 2x.png",
+    "label.PNG",
+)
+_EPOCH = datetime(2023, 1, 1, tzinfo=timezone(timedelta(hours=3)))
+_TWO_YEARS = 2 * 365 * 86_400
+
+
+@dataclass(frozen=True)
+class SimImage:
+    """One product image as the portal stores it; ``size`` is the exact byte count served."""
+
+    id: int
+    product_id: int
+    name: str
+    type: str
+    create_time: str
+    size: int
+    content_type: str = PNG_CONTENT_TYPE
+
+    @property
+    def detail_url(self) -> str:
+        """Portal-relative ``/upload/…`` path, stable for an id and name."""
+        digest = hashlib.sha1(f"{self.id}:{self.name}".encode()).hexdigest()
+        return f"/upload/iblock/{digest[:3]}/{digest[3:35]}/{quote(self.name, safe='')}"
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """One trade catalog (an iblock); offers catalogs point at their product iblock."""
+
+    iblock_id: int
+    name: str
+    product_iblock_id: int | None = None
+    sku_property_id: int | None = None
+
+
+class Catalog:
+    """Products (each in one iblock) and their images; deterministic for a seed."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._iblocks: dict[int, CatalogInfo] = {
+            PRODUCT_IBLOCK_ID: CatalogInfo(PRODUCT_IBLOCK_ID, "Product catalog"),
+            OFFERS_IBLOCK_ID: CatalogInfo(
+                OFFERS_IBLOCK_ID, "Product catalog (variants)", PRODUCT_IBLOCK_ID, 112
+            ),
+        }
+        self._iblock_of: dict[int, int] = {}
+        self._images_of: dict[int, list[int]] = {}
+        self._images: dict[int, SimImage] = {}
+        self._sorted_ids: dict[int | None, list[int]] = {}
+        self._sha256: dict[int, str] = {}
+        self._next_image_id = 1001
+
+    @classmethod
+    def generate(
+        cls,
+        products: int = 100,
+        images: int = 500,
+        seed: int = 1,
+        image_size: tuple[int, int] = (2_000, 20_000),
+    ) -> Catalog:
+        """A catalog of ``products`` products (ids from 1) sharing ``images`` images.
+
+        Every product gets at least one image when ``images >= products``. Image ids
+        start above the product ids (1001 for up to 999 products); names repeat now
+        and then within a product, as real uploads do.
+        """
+        if products < 0 or images < 0:
+            raise ValueError("products and images must not be negative")
+        if images and not products:
+            raise ValueError("images need at least one product")
+        low, high = image_size
+        if low > high:
+            raise ValueError(f"image_size range is empty: {image_size}")
+        rng = random.Random(seed)
+        catalog = cls(seed)
+        counts = [0] * products
+        if images >= products:
+            counts = [1] * products
+            for _ in range(images - products):
+                counts[rng.randrange(products)] += 1
+        else:
+            for index in rng.sample(range(products), images):
+                counts[index] = 1
+        next_id = max(1001, 10 ** len(str(products)) + 1)
+        for index, count in enumerate(counts):
+            product_id = index + 1
+            catalog.add_product(product_id)
+            names: list[str] = []
+            for position in range(count):
+                reuse = bool(names) and rng.random() < 0.2
+                name = rng.choice(names) if reuse else rng.choice(_NAMES)
+                names.append(name)
+                created = _EPOCH + timedelta(seconds=rng.randrange(_TWO_YEARS))
+                catalog.add_image(
+                    product_id,
+                    name=name,
+                    size=rng.randint(low, high),
+                    type=_generated_type(position, rng),
+                    image_id=next_id,
+                    create_time=created.isoformat(),
+                )
+                next_id += 1
+        return catalog
+
+    # Building
+
+    def add_product(self, product_id: int, iblock_id: int = PRODUCT_IBLOCK_ID) -> None:
+        """Add a product with no images; an unknown iblock becomes a product catalog."""
+        if product_id <= 0:
+            raise ValueError(f"product id must be positive, got {product_id}")
+        if product_id in self._iblock_of:
+            raise ValueError(f"product {product_id} already exists")
+        if iblock_id not in self._iblocks:
+            self._iblocks[iblock_id] = CatalogInfo(iblock_id, f"Catalog {iblock_id}")
+        self._iblock_of[product_id] = iblock_id
+        self._images_of[product_id] = []
+        self._sorted_ids.clear()
+
+    def add_image(
+        self,
+        product_id: int,
+        *,
+        name: str,
+        size: int = 1000,
+        type: str = "MORE_PHOTO",
+        image_id: int | None = None,
+        create_time: str = "2024-10-17T10:48:05+02:00",
+    ) -> int:
+        """Attach an image and return its id; the product is created if it is missing.
+
+        ``size`` is raised to the smallest valid PNG when below it.
+        """
+        if product_id not in self._iblock_of:
+            self.add_product(product_id)
+        if image_id is None:
+            image_id = self._next_image_id
+        if image_id <= 0:
+            raise ValueError(f"image id must be positive, got {image_id}")
+        if image_id in self._images:
+            raise ValueError(f"image {image_id} already exists")
+        size = max(size, MIN_PNG_SIZE)
+        if size > MAX_PNG_SIZE:
+            raise ValueError(f"image size {size} exceeds {MAX_PNG_SIZE}")
+        self._images[image_id] = SimImage(image_id, product_id, name, type, create_time, size)
+        self._next_image_id = max(self._next_image_id, image_id + 1)
+        self._images_of[product_id].append(image_id)
+        return image_id
+
+    def remove_image(self, image_id: int) -> None:
+        """Delete an image (links issued for it then answer 404)."""
+        image = self._images.pop(image_id)
+        self._images_of[image.product_id].remove(image_id)
+        self._sha256.pop(image_id, None)
+
+    # Reading
+
+    def has_product(self, product_id: int) -> bool:
+        """Whether the product exists."""
+        return product_id in self._iblock_of
+
+    def iblock_of(self, product_id: int) -> int:
+        """The iblock (catalog) the product lives in."""
+        return self._iblock_of[product_id]
+
+    def catalogs(self) -> list[CatalogInfo]:
+        """Every trade catalog, by iblock id."""
+        return [self._iblocks[key] for key in sorted(self._iblocks)]
+
+    def product_ids(self, iblock_id: int | None = None) -> list[int]:
+        """Product ids in ascending order, optionally of one iblock only."""
+        cached = self._sorted_ids.get(iblock_id)
+        if cached is None:
+            cached = sorted(
+                pid for pid, iblock in self._iblock_of.items() if iblock_id in (None, iblock)
+            )
+            self._sorted_ids[iblock_id] = cached
+        return list(cached)
+
+    def product_ids_between(self, iblock_id: int | None, low: int, high: int) -> list[int]:
+        """Ascending product ids with ``low <= id <= high``, found by bisection."""
+        if iblock_id not in self._sorted_ids:
+            self.product_ids(iblock_id)
+        ids = self._sorted_ids[iblock_id]
+        return ids[bisect.bisect_left(ids, low) : bisect.bisect_right(ids, high)]
+
+    def image(self, image_id: int) -> SimImage:
+        """The image with this id; KeyError when unknown."""
+        return self._images[image_id]
+
+    def has_image(self, image_id: int) -> bool:
+        """Whether the image exists."""
+        return image_id in self._images
+
+    def images_of(self, product_id: int) -> list[SimImage]:
+        """The product's images in the order they were attached."""
+        return [self._images[image_id] for image_id in self._images_of.get(product_id, [])]
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """(productId, imageId) of every image, by product id then attachment order."""
+        return [
+            (product_id, image_id)
+            for product_id in self.product_ids()
+            for image_id in self._images_of[product_id]
+        ]
+
+    def image_bytes(self, image_id: int) -> bytes:
+        """The exact bytes a download of this image serves."""
+        image = self._images[image_id]
+        return png_bytes(image.id, image.size, self.seed)
+
+    def iter_image_bytes(self, image_id: int) -> Iterator[bytes]:
+        """The same bytes as :meth:`image_bytes`, in pieces of at most 64 KiB (plus head)."""
+        image = self._images[image_id]
+        return iter_png(image.id, image.size, self.seed)
+
+    def image_sha256(self, image_id: int) -> str:
+        """Hex SHA-256 of the image's bytes (computed by streaming, then cached)."""
+        cached = self._sha256.get(image_id)
+        if cached is None:
+            digest = hashlib.sha256()
+            for piece in self.iter_image_bytes(image_id):
+                digest.update(piece)
+            cached = self._sha256[image_id] = digest.hexdigest()
+        return cached
+
+
+def _generated_type(position: int, rng: random.Random) -> str:
+    """Detail picture first, sometimes a preview second, additional photos after."""
+    if position == 0:
+        return "DETAIL_PICTURE"
+    if position == 1 and rng.random() < 0.5:
+        return "PREVIEW_PICTURE"
+    return "MORE_PHOTO"

@@ -1,0 +1,46 @@
+"""What a REST method gets (the call's context) and gives back (its result)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .auth import Caller
+from .catalog import Catalog
+from .links import DownloadLinks
+from .settings import PortalSettings
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """A method's success: its ``result`` value, plus ``total``/``next`` for list methods."""
+
+    result: Any
+    total: int | None = None
+    next: int | None = None
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What one method call may read: the catalog, the portal's settings, the caller."""
+
+    catalog: Catalog
+    settings: PortalSettings
+    links: DownloadLinks
+    caller: Caller
+
+    def check_catalog_access(self) -> None:
+        """Refuse with 200040300010 when the caller may not read the trade catalog."""
+        if self.settings.deny_all:
+            raise errors.catalog_access_denied()
+
+    def check_product_access(self, product_id: int) -> None:
+        """Refuse with 200040300010 when the caller may not read this product."""
+        self.check_catalog_access()
+        if product_id in self.settings.denied_products:
+            raise errors.catalog_access_denied()
+
+
+Method = Callable[[dict[str, Any], CallContext], MethodResult]

@@ -1,0 +1,56 @@
+"""What the simulated portal has seen: counters tests and the demo read live."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class Stats:
+    """Request counters, updated by the portal as requests arrive."""
+
+    http_requests: int = 0
+    """Every HTTP request received (except the stats route itself)."""
+    rest_requests: int = 0
+    """HTTP requests to REST methods, batch included, downloads excluded."""
+    by_method: Counter[str] = field(default_factory=Counter)
+    """HTTP-level REST method name → requests."""
+    commands: Counter[str] = field(default_factory=Counter)
+    """Method name → commands executed inside batches."""
+    batches: int = 0
+    download_requests: int = 0
+    """Every request to the download route."""
+    downloads: int = 0
+    """Downloads answered 200 with the full body written."""
+    download_bytes: int = 0
+    """Body bytes of the successful downloads."""
+    rejected_downloads: int = 0
+    """Downloads refused with the nginx 404 page (missing or library-default headers)."""
+    rate_limited: int = 0
+    """503 QUERY_LIMIT_EXCEEDED answers."""
+    errors: Counter[str | int] = field(default_factory=Counter)
+    """Error code → error answers, batch commands included."""
+    download_by_image: Counter[int] = field(default_factory=Counter)
+    """Image id → successful downloads."""
+
+    def reset(self) -> None:
+        """Zero every counter in place, so live references stay valid."""
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, Counter):
+                value.clear()
+            else:
+                setattr(self, spec.name, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able copy; counter keys become strings."""
+        out: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, Counter):
+                out[spec.name] = {str(key): count for key, count in value.items()}
+            else:
+                out[spec.name] = value
+        return out

@@ -1,0 +1,75 @@
+"""How answers look on the wire: PHP-flavoured JSON, the ``time`` block, error responses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from .errors import ApiError
+
+# Bitrix encodes with JSON_HEX_AMP|JSON_HEX_APOS|JSON_HEX_TAG and escapes "/". These
+# characters can only occur inside JSON strings, so a plain replace is safe.
+_PHP_ESCAPES = {"/": "\\/", "&": "\\u0026", "'": "\\u0027", "<": "\\u003C", ">": "\\u003E"}
+_PHP_TABLE = str.maketrans(_PHP_ESCAPES)
+
+
+def php_dumps(value: Any) -> str:
+    """JSON text as PHP's encoder writes it (non-ASCII as ``\\uXXXX``, ``/`` as ``\\/``)."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).translate(_PHP_TABLE)
+
+
+def php_section(entries: dict[str, Any]) -> dict[str, Any] | list[Any]:
+    """A batch section the way PHP encodes its array.
+
+    Empty → ``[]``; keys exactly "0".."n-1" in order → a JSON list (the key mapping is
+    lost, as on the real portal); anything else → an object.
+    """
+    if list(entries) == [str(index) for index in range(len(entries))]:
+        return list(entries.values())
+    return entries
+
+
+def time_block(start: float, finish: float, processing: float) -> dict[str, Any]:
+    """The ``time`` object every successful answer carries (unix seconds + ISO dates)."""
+    return {
+        "start": start,
+        "finish": finish,
+        "duration": finish - start,
+        "processing": processing,
+        "date_start": _iso(start),
+        "date_finish": _iso(finish),
+    }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer encoded like the portal's."""
+    return web.Response(
+        text=php_dumps(body), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
+def error_response(error: ApiError) -> web.Response:
+    """The ``{"error", "error_description"}`` answer with the error's status."""
+    return json_response(error.body(), status=error.status)
+
+
+NGINX_404_PAGE = """<html>
+<head><title>404 Not Found</title></head>
+<body>
+<center><h1>404 Not Found</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+"""
+
+
+def nginx_not_found() -> web.Response:
+    """The HTML 404 page the front web server answers for requests it does not like."""
+    return web.Response(text=NGINX_404_PAGE, status=404, content_type="text/html")
