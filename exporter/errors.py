@@ -1,0 +1,261 @@
+"""Every error the exporter raises, as one tree, and the one place that classifies them.
+
+The tree tells a caller what to do with a failure:
+
+* `UsageError` — the job cannot start (configuration, manifest, lock); exit 2.
+* `PortalError` — the portal answered with an error, split by what the exporter does
+  about it: retry (`TransientError`), slow down (`RateLimitedError`), wait for a
+  method's time budget (`OperationTimeLimitError`), refresh the token
+  (`ExpiredTokenError`), send alone (`BatchRefusedError`), record the image and go on
+  (`ImageError`), or stop the run (`FatalPortalError`, exit 3).
+* `DownloadError` / `OutputError` — fetching or saving one file went wrong.
+
+`classify_portal_error` maps an HTTP status and a Bitrix24 error code onto the tree and
+`from_transport` maps aiohttp's exceptions onto it, so no other module branches on codes
+or on aiohttp's exception types. Messages never carry URLs: a webhook URL and every
+`downloadUrl` contain credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+import anyio
+
+
+class ExporterError(Exception):
+    """Base of every error the exporter raises on purpose."""
+
+
+# Usage errors: raised before the first request; the run exits with 2.
+
+
+class UsageError(ExporterError):
+    """The job cannot start as asked; nothing was requested from the portal."""
+
+
+class ConfigError(UsageError):
+    """A configuration key, value or command-line flag is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestProblem:
+    """One invalid manifest row: where it is and what is wrong with it."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ManifestError(UsageError):
+    """The manifest cannot be used; `problems` names bad rows, `omitted` counts the rest."""
+
+    def __init__(
+        self, summary: str, problems: tuple[ManifestProblem, ...] = (), omitted: int = 0
+    ) -> None:
+        lines = [summary, *(f"  {problem}" for problem in problems)]
+        if omitted:
+            lines.append(f"  ... and {omitted} more invalid row{'s' if omitted != 1 else ''}")
+        super().__init__("\n".join(lines))
+        self.summary = summary
+        self.problems = problems
+        self.omitted = omitted
+
+
+class LockedError(UsageError):
+    """Another run holds the lock of the output directory."""
+
+
+# Errors answered by the portal.
+
+
+class PortalError(ExporterError):
+    """The portal answered with an error code (or with something that is not an answer)."""
+
+    def __init__(self, code: str, description: str = "", status: int | None = None) -> None:
+        text = f"{code}: {description}" if description else code
+        super().__init__(f"{text} (HTTP {status})" if status is not None else text)
+        self.code = code
+        self.description = description
+        self.status = status
+
+
+class TransientError(PortalError):
+    """A failure worth retrying: 5xx, an HTML error page, a timeout, a dropped connection."""
+
+
+class TransportError(TransientError):
+    """The HTTP exchange itself failed (connect, timeout, connection cut, short body)."""
+
+
+class RateLimitedError(PortalError):
+    """HTTP 503 `QUERY_LIMIT_EXCEEDED`: the portal's request bucket is full; slow down."""
+
+
+class OperationTimeLimitError(PortalError):
+    """HTTP 429 `OPERATION_TIME_LIMIT`: this method's time budget is spent until a reset."""
+
+
+class ExpiredTokenError(PortalError):
+    """HTTP 401 `expired_token`: the OAuth access token must be refreshed."""
+
+    stale_auth: dict[str, str] | None = None  # the credentials the refused request carried
+
+
+class BatchRefusedError(PortalError):
+    """The portal would not run a command inside `batch`; it must be sent on its own."""
+
+
+class ImageError(PortalError):
+    """This one image cannot be exported (not found, no access); record it and go on."""
+
+
+class AccessDeniedError(ImageError):
+    """`200040300010`: no right to read this product (fatal when it is every product)."""
+
+
+class FatalPortalError(PortalError):
+    """The portal refuses the job as a whole (credentials, scope, plan, block); exit 3."""
+
+
+# Errors of a single download or of the local disk.
+
+
+class DownloadError(ExporterError):
+    """A file could not be fetched intact; `code` goes into the report."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+class StaleLinkError(DownloadError):
+    """The portal refused a `downloadUrl` (401/403/404): fresh metadata may fix it."""
+
+
+class OutputError(ExporterError):
+    """Writing under the output directory failed (disk full, no permission)."""
+
+
+# The classification of portal answers.
+
+_RATE_LIMIT = "QUERY_LIMIT_EXCEEDED"
+_OPERATION_LIMIT = "OPERATION_TIME_LIMIT"
+_EXPIRED_TOKEN = "EXPIRED_TOKEN"
+_TRANSIENT = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER"})
+_BATCH_REFUSED = frozenset({"ERROR_BATCH_METHOD_NOT_ALLOWED", "ERROR_BATCH_LENGTH_EXCEEDED"})
+_ACCESS_DENIED = "200040300010"
+# Refusals that would repeat for every image: credentials, rights, scope, plan, blocks.
+_FATAL = frozenset(
+    {
+        "NO_AUTH_FOUND",
+        "INVALID_CREDENTIALS",
+        "ACCESS_DENIED",
+        "INSUFFICIENT_SCOPE",
+        "INVALID_SCOPE",
+        "USER_ACCESS_ERROR",
+        "PORTAL_DELETED",
+        "OVERLOAD_LIMIT",
+        "PAYMENT_REQUIRED",
+        "INVALID_TOKEN",
+        "INVALID_GRANT",
+        "INVALID_CLIENT",
+        "ERROR_OAUTH",
+        "APPLICATION_NOT_FOUND",
+        "WRONG_AUTH_TYPE",
+        "AUTHORIZATION_ERROR",
+        "ALLOWED_ONLY_INTRANET_USER",
+        "ACCESS_ERROR",
+        "INVALID_REQUEST",
+        "ERROR_METHOD_NOT_FOUND",
+        "METHOD_CONFIRM_WAITING",
+        "METHOD_CONFIRM_DENIED",
+        "WRONG_ENCODING",
+    }
+)
+
+
+def classify_portal_error(
+    status: int | None, code: object, description: object = ""
+) -> PortalError:
+    """Map an error answer (HTTP status, `error`, `error_description`) onto the tree.
+
+    Branches on the code, never on the status alone: `QUERY_LIMIT_EXCEEDED` and
+    `OVERLOAD_LIMIT` are both 503, and Bitrix24 codes come in upper or lower case.
+    `status` is None for a command that failed inside a `batch`.
+    """
+    text = "" if code is None else str(code)
+    key = text.upper()
+    desc = "" if description is None else str(description)
+    if key == _RATE_LIMIT:
+        return RateLimitedError(text, desc, status)
+    if key == _OPERATION_LIMIT:
+        return OperationTimeLimitError(text, desc, status)
+    if key == _EXPIRED_TOKEN:
+        return ExpiredTokenError(text, desc, status)
+    if key in _FATAL:
+        return FatalPortalError(text, desc, status)
+    if key in _BATCH_REFUSED:
+        return BatchRefusedError(text, desc, status)
+    if key in _TRANSIENT or (status is not None and status >= 500):
+        return TransientError(text or f"HTTP_{status}", desc, status)
+    if key == _ACCESS_DENIED:
+        return AccessDeniedError(text, desc, status)
+    if status in (401, 403):
+        # An auth refusal with a code we do not know still refuses every request.
+        return FatalPortalError(text or f"HTTP_{status}", desc, status)
+    # Numeric codes of catalog methods (`0` not found, `100` bad parameter) and
+    # anything else a single call can fail with: record the image and go on.
+    return ImageError(text or f"HTTP_{status}", desc, status)
+
+
+def unexpected_answer(status: int, what: str) -> TransientError:
+    """An answer that is not a Bitrix24 JSON body (an HTML page, a cut-off JSON)."""
+    return TransientError("ERROR_UNEXPECTED_ANSWER", what, status)
+
+
+def from_transport(exc: BaseException) -> TransportError:
+    """Map an aiohttp / asyncio transport exception onto `TransportError`.
+
+    aiohttp's own messages often include the request URL, which carries the webhook
+    code or a download token, so only the exception type and the OS error survive.
+    """
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return TransportError("TIMEOUT", "the portal did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return TransportError("CONNECT_FAILED", f"cannot connect to the portal: {reason}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("CONNECTION_DROPPED", "the portal closed the connection")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TransportError("SHORT_BODY", "the answer ended before its announced length")
+    if isinstance(exc, aiohttp.ClientOSError):
+        reason = exc.strerror or type(exc).__name__
+        return TransportError("CONNECTION_FAILED", f"connection error: {reason}")
+    return TransportError("HTTP_FAILED", f"HTTP exchange failed ({type(exc).__name__})")
+
+
+def primary_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception that stopped a task group: fatal ones first, cancellation last."""
+    flat: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            flat.append(exc)
+
+    walk(group)
+    cancelled = anyio.get_cancelled_exc_class()
+    for preferred in (FatalPortalError, UsageError, OutputError, Exception):
+        for exc in flat:
+            if isinstance(exc, preferred) and not isinstance(exc, cancelled):
+                return exc
+    return flat[0] if flat else group
