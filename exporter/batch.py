@@ -1,0 +1,83 @@
+"""Packing calls into one `batch` request and reading its answer back per command.
+
+The answer's sections (`result`, `result_error`, `result_time`, …) are objects keyed by
+command key, except that PHP sends an empty one as `[]`, and with numeric keys a
+non-empty one can come back as a list that has lost its keys. Keys here are always
+non-numeric strings, and a command missing from every section is treated as not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from exporter.errors import PortalError, TransientError, classify_portal_error, unexpected_answer
+
+BATCH_METHOD = "batch"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCall:
+    """One REST call that can travel alone or as a command inside a batch."""
+
+    key: str  # non-numeric, unique within a batch, e.g. "p12_i345"
+    method: str
+    params: tuple[tuple[str, int | str], ...]
+
+    def command(self) -> str:
+        """The call as a batch command string: `method?query`."""
+        return f"{self.method}?{urlencode(self.params)}"
+
+    def as_params(self) -> dict[str, int | str]:
+        """The call's parameters for a request of its own."""
+        return dict(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """What a batch answered for each command: its `result` value or its error."""
+
+    outcomes: Mapping[str, Any | PortalError]
+    times: Mapping[str, Mapping[str, Any]]  # per-command `time` blocks
+
+
+def batch_payload(calls: Sequence[BatchCall]) -> dict[str, Any]:
+    """The body of a batch request; `halt=0` so one failing image stops nothing else."""
+    return {"halt": 0, "cmd": {call.key: call.command() for call in calls}}
+
+
+def parse_batch_answer(body: Mapping[str, Any], calls: Sequence[BatchCall]) -> BatchAnswer:
+    """Split a 200 batch answer into one outcome per command."""
+    sections = body.get("result")
+    if not isinstance(sections, Mapping):
+        raise unexpected_answer(200, "a batch answer without its result sections")
+    results = _keyed(sections.get("result"))
+    errors = _keyed(sections.get("result_error"))
+    times = {k: v for k, v in _keyed(sections.get("result_time")).items() if isinstance(v, dict)}
+    outcomes: dict[str, Any | PortalError] = {}
+    for call in calls:
+        # Presence in result_error decides, not the truthiness of `error`: catalog
+        # methods fail with the numeric code 0, and some methods send "error": "".
+        if call.key in errors:
+            entry = errors[call.key]
+            if isinstance(entry, Mapping):
+                code, description = entry.get("error"), entry.get("error_description", "")
+            else:
+                code, description = None, entry
+            outcomes[call.key] = classify_portal_error(None, code, description)
+        elif call.key in results:
+            outcomes[call.key] = results[call.key]
+        else:
+            outcomes[call.key] = TransientError(
+                "ERROR_UNEXPECTED_ANSWER", "the batch answer has no entry for this command"
+            )
+    return BatchAnswer(outcomes, times)
+
+
+def _keyed(section: Any) -> dict[str, Any]:
+    """A section as a key → value mapping; a list (empty, or keys lost) maps nothing."""
+    if isinstance(section, Mapping):
+        return {str(key): value for key, value in section.items()}
+    return {}

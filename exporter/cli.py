@@ -1,0 +1,237 @@
+"""The command line: arguments → configuration → a job, and the job's end → an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import anyio
+
+from exporter import __version__
+from exporter.config import load_config
+from exporter.demo import DEMO_BURST, DEMO_RATE, Demo, serve_until_stopped, write_manifest
+from exporter.errors import ExporterError, OutputError, UsageError, primary_exception
+from exporter.logs import configure_logging
+from exporter.pipeline import ExportJob, ExportResult
+from exporter.redact import redact
+from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
+from exporter.simulator import Catalog, PortalSettings
+
+log = logging.getLogger("exporter.cli")
+
+EXIT_CODES = """\
+exit codes:
+  0    every image is exported or was already done
+  1    the run finished, but some images failed (see the report)
+  2    usage, configuration or manifest error: nothing was requested
+  3    the portal refused the job as a whole (credentials, scope, plan, block)
+  130  interrupted (SIGINT/SIGTERM); the report is still written
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `b24-image-exporter` and `python -m exporter`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbosity = -1 if args.quiet else min(args.verbose, 1)
+    configure_logging(verbosity, args.log_format)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OutputError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="per-request detail")
+    common.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    common.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text or JSON (default: text)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="b24-image-exporter",
+        description="Back up Bitrix24 catalog product images: batched, rate-limited, resumable.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="export the images a manifest names",
+        description="Export the images a manifest names, skipping those already done.",
+        epilog="example:\n  b24-image-exporter run --config config.yaml\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", type=Path, required=True, help="YAML configuration file")
+    run.add_argument("--manifest", type=Path, help="manifest (.csv/.yaml); overrides `manifest`")
+    run.add_argument("--output", type=Path, help="output folder; overrides `output.dir`")
+    run.add_argument("--report", type=Path, help="report path; overrides `report`")
+    run.add_argument("--force", action="store_true", help="export again images already done")
+    run.set_defaults(handler=_run_command)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="run a real export against the built-in simulated portal",
+        description=(
+            "Start the simulated portal on loopback with a generated catalog, export "
+            "from it under its rate limit, and print the summary. No network, no setup."
+        ),
+        epilog="example:\n  b24-image-exporter demo --images 500 --output /tmp/demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--images", type=_positive, default=200, help="images (default: 200)")
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("b24-demo-export"),
+        help="output folder (default: ./b24-demo-export)",
+    )
+    demo.set_defaults(handler=_demo_command)
+
+    simulate = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="serve the simulated portal until Ctrl-C",
+        description="Serve the simulated portal on loopback and print its webhook URL.",
+        epilog=(
+            "example:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
+            "  then set portal.webhook_url to the URL it prints"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    simulate.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    simulate.add_argument(
+        "--rps", type=float, default=2.0, help="requests/s it allows, 0 = no limit (default: 2)"
+    )
+    simulate.add_argument(
+        "--burst", type=_positive, default=50, help="requests at once it allows (default: 50)"
+    )
+    simulate.add_argument("--products", type=_positive, default=100, help="(default: 100)")
+    simulate.add_argument("--images", type=_positive, default=500, help="(default: 500)")
+    simulate.add_argument("--seed", type=int, default=1, help="catalog seed (default: 1)")
+    simulate.add_argument(
+        "--manifest-out", type=Path, help="write a CSV manifest of the whole catalog here"
+    )
+    simulate.set_defaults(handler=_simulate_command)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    config = load_config(
+        args.config, manifest=args.manifest, output_dir=args.output, report=args.report
+    )
+    job = ExportJob(config, force=args.force)
+    result = run_job(job.run, lambda: job.result)
+    if not args.quiet:
+        print(summary(result))
+    return result.exit_code
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    demo = Demo(args.images, args.output)
+    result = run_job(demo.run, lambda: demo.job.result if demo.job else None)
+    if not args.quiet:
+        print(summary(result))
+        if demo.figures is not None:
+            f = demo.figures
+            print(
+                f"portal limit {DEMO_RATE:g} req/s, burst {DEMO_BURST}: it served "
+                f"{f.requests} requests in {f.seconds:.1f}s ({f.requests / f.seconds:.1f} req/s) "
+                f"and refused {f.refused} with QUERY_LIMIT_EXCEEDED"
+            )
+        print(f"files: {args.output}")
+    return result.exit_code
+
+
+def _simulate_command(args: argparse.Namespace) -> int:
+    catalog = Catalog.generate(
+        products=args.products, images=max(args.images, args.products), seed=args.seed
+    )
+    settings = PortalSettings(rps=args.rps if args.rps > 0 else None, burst=args.burst)
+    announce = []
+    if args.manifest_out:
+        write_manifest(catalog, args.manifest_out)
+        announce.append(f"manifest: {args.manifest_out}")
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve_until_stopped, catalog, settings, args.port, announce)
+    return 0
+
+
+def run_job(
+    start: Callable[[], Awaitable[ExportResult]], result_of: Callable[[], ExportResult | None]
+) -> ExportResult:
+    """Run a job on the event loop; SIGINT/SIGTERM cancel it, and its report still lands."""
+
+    async def supervise() -> ExportResult | None:
+        async with anyio.create_task_group() as tg:
+
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for received in signals:
+                        log.warning("%s received: stopping", signal.Signals(received).name)
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch_signals)
+            outcome = await start()
+            tg.cancel_scope.cancel()
+            return outcome
+        return result_of()
+
+    try:
+        result = anyio.run(supervise)
+    except BaseExceptionGroup as group:
+        raise primary_exception(group) from None
+    if result is None:
+        raise ExporterError("the run stopped before it could write its report")
+    return result
+
+
+def summary(result: ExportResult) -> str:
+    """The lines printed at the end of a run."""
+    counts = result.report["counts"]
+    requests = result.report["requests"]
+    lines = [
+        f"images: {counts['total']} total, {counts['exported']} exported, "
+        f"{counts['skipped']} already done, {counts['failed']} failed",
+        f"requests: {requests['rest']} REST ({requests['batch']} batches), "
+        f"{requests['download']} downloads, {requests['rateLimited']} rate-limited, "
+        f"{requests['retried']} retried",
+    ]
+    if result.aborted_by:
+        lines.append(f"aborted: {redact(result.aborted_by)}")
+    if result.exit_code == EXIT_INTERRUPTED:
+        lines.append("interrupted: the next run resumes where this one stopped")
+    lines.append(f"report: {result.report_path}")
+    return "\n".join(lines)

@@ -1,0 +1,300 @@
+"""HTTP to the portal: REST calls, batches and downloads, every one through the limiter.
+
+`PortalClient` sends JSON POSTs with the credentials `Auth` supplies, turns every
+answer into a result or an error of `exporter.errors`, and retries what is worth
+retrying: 503 `QUERY_LIMIT_EXCEEDED` slows the limiter down, `OPERATION_TIME_LIMIT`
+pauses that method until the portal's reset time, `expired_token` refreshes OAuth
+credentials once, and transient failures back off with full jitter up to
+`max_attempts`. Redirects are never followed for REST calls (a POST would lose its body).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from exporter import __version__
+from exporter.auth import Auth
+from exporter.batch import BATCH_METHOD, BatchAnswer, BatchCall, batch_payload, parse_batch_answer
+from exporter.errors import (
+    DownloadError,
+    ExpiredTokenError,
+    FatalPortalError,
+    OperationTimeLimitError,
+    RateLimitedError,
+    StaleLinkError,
+    TransientError,
+    classify_portal_error,
+    from_transport,
+    unexpected_answer,
+)
+from exporter.ratelimit import Clock, MonotonicClock, TokenBucket
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+USER_AGENT = f"b24-image-exporter/{__version__}"
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+MAX_RATE_LIMITED_RETRIES = 100  # 503s for one request before the run gives up on it
+DEFAULT_OPERATING_PAUSE = 60.0  # when a 429 comes before any reset time was announced
+MAX_OPERATING_PAUSE = 600.0  # the portal's window is ten minutes
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class RequestCounts:
+    """What the client sent; copied into the report."""
+
+    rest: int = 0  # REST HTTP requests, batches included
+    batch: int = 0  # of which batches
+    download: int = 0  # download GETs
+    rate_limited: int = 0  # 503 QUERY_LIMIT_EXCEEDED answers
+    retried: int = 0  # requests sent again after a transient failure
+
+
+class PortalClient:
+    """One portal, one limiter, one session: REST calls, batches and downloads."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: Auth,
+        session: aiohttp.ClientSession,
+        limiter: TokenBucket,
+        max_attempts: int,
+        timeout_seconds: float,
+        downloads_share_limit: bool,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.counts = RequestCounts()
+        self._auth = auth
+        self._session = session
+        self._limiter = limiter
+        self._max_attempts = max_attempts
+        self._downloads_share_limit = downloads_share_limit
+        self._clock: Clock = clock or MonotonicClock()
+        self._rng = rng or random.Random()
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._download_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout_seconds, sock_read=timeout_seconds
+        )
+        self._rest_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        # The portal answers downloads without these with an nginx 404 page.
+        self._download_headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "image/*,*/*;q=0.8",
+            "Accept-Language": "en",
+            "Accept-Encoding": "identity",  # the bytes as stored, to match Content-Length
+            "Referer": f"{base_url}/",
+        }
+        self._reset_at: dict[str, float] = {}  # method → unix time its budget frees up
+        self._paused_until: dict[str, float] = {}  # method → clock time it may run again
+
+    async def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Call one method; returns the whole answer (`result`, `total`, `time`, …)."""
+        return await self.with_retries(lambda: self._send(method, dict(params), (method,)))
+
+    async def batch(self, calls: Sequence[BatchCall]) -> BatchAnswer:
+        """Run up to 50 calls in one request; each command's outcome comes back by key."""
+        methods = tuple({call.method for call in calls})
+        body = await self.with_retries(
+            lambda: self._send(BATCH_METHOD, batch_payload(calls), methods)
+        )
+        answer = parse_batch_answer(body, calls)
+        by_key = {call.key: call.method for call in calls}
+        for key, block in answer.times.items():
+            if key in by_key:
+                self._note_reset(by_key[key], block)
+        for key, outcome in answer.outcomes.items():
+            if isinstance(outcome, OperationTimeLimitError):
+                self._pause(by_key[key])
+        return answer
+
+    async def with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` until it succeeds or fails for good (see the module docstring)."""
+        failures = refusals = refreshes = 0
+        while True:
+            try:
+                return await attempt()
+            except RateLimitedError:
+                self.counts.rate_limited += 1
+                self._limiter.on_rate_limited()
+                refusals += 1
+                if refusals > MAX_RATE_LIMITED_RETRIES:
+                    raise
+                log.debug("portal said QUERY_LIMIT_EXCEEDED; rate now %.2f/s", self._limiter.rate)
+            except OperationTimeLimitError:
+                refusals += 1
+                if refusals > MAX_RATE_LIMITED_RETRIES:
+                    raise
+            except ExpiredTokenError as exc:
+                refreshes += 1
+                if refreshes > 1:
+                    problem = "the refreshed token was refused too"
+                    raise FatalPortalError(exc.code, problem) from None
+                await self._auth.refresh(exc.stale_auth or {})
+            except TransientError as exc:
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise
+                self.counts.retried += 1
+                delay = self._rng.uniform(
+                    0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**failures)
+                )
+                log.debug("retrying in %.1fs after %s", delay, exc)
+                await self._clock.sleep(delay)
+
+    @asynccontextmanager
+    async def open_download(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One GET of a `downloadUrl`, exactly as the portal returned it (it is signed).
+
+        Yields a 200 response whose body is the file; raises `StaleLinkError` when the
+        portal refuses the link and `TransientError` for what may pass on a retry.
+        Errors while the caller reads the body are mapped too.
+        """
+        if self._downloads_share_limit:
+            await self._limiter.acquire()
+        self.counts.download += 1
+        try:
+            async with self._session.get(
+                URL(url, encoded=True),
+                headers=self._download_headers,
+                timeout=self._download_timeout,
+            ) as response:
+                await self._check_download(response)
+                if self._downloads_share_limit:
+                    self._limiter.on_success()
+                yield response
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise from_transport(exc) from None
+
+    async def _check_download(self, response: aiohttp.ClientResponse) -> None:
+        status = response.status
+        content_type = response.headers.get("Content-Type", "").lower()
+        if status == 200 and not content_type.startswith(("text/html", "application/json")):
+            return
+        body = await response.content.read(_ERROR_BODY_LIMIT)
+        error = _json_error(body)
+        if error is not None:
+            code, description = error
+            classified = classify_portal_error(status, code, description)
+            if isinstance(classified, RateLimitedError | OperationTimeLimitError | TransientError):
+                raise classified
+        if status in (401, 403, 404, 410):
+            raise StaleLinkError(f"HTTP_{status}", "the portal refused the download link")
+        if status >= 500 or status == 200:
+            # A 200 with an HTML page is the portal's error page, not the image.
+            raise unexpected_answer(status, f"a {content_type or 'non-file'} page, not the file")
+        raise DownloadError(f"HTTP_{status}", "the portal refused the download")
+
+    async def _send(
+        self, method: str, params: dict[str, Any], methods: Sequence[str]
+    ) -> dict[str, Any]:
+        for name in methods:
+            await self._wait_if_paused(name)
+        await self._limiter.acquire()
+        credentials = self._auth.params()
+        self.counts.rest += 1
+        if method == BATCH_METHOD:
+            self.counts.batch += 1
+        try:
+            async with self._session.post(
+                self._auth.method_url(method),
+                json={**params, **credentials},
+                headers=self._rest_headers,
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as response:
+                status = response.status
+                body = await response.read()
+                location = response.headers.get("Location", "")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise from_transport(exc) from None
+        try:
+            data = _decode(status, body, location)
+        except ExpiredTokenError as exc:
+            exc.stale_auth = credentials
+            raise
+        except OperationTimeLimitError:
+            for name in methods:
+                self._pause(name)
+            raise
+        self._limiter.on_success()
+        if isinstance(data.get("time"), dict) and method != BATCH_METHOD:
+            self._note_reset(method, data["time"])
+        return data
+
+    def _note_reset(self, method: str, time_block: Mapping[str, Any]) -> None:
+        reset = time_block.get("operating_reset_at")
+        if isinstance(reset, int | float) and not isinstance(reset, bool):
+            self._reset_at[method] = float(reset)
+
+    def _pause(self, method: str) -> None:
+        """Stop calling `method` until its operating budget resets."""
+        wait = self._reset_at.get(method, 0.0) - time.time()
+        if wait <= 0:
+            wait = DEFAULT_OPERATING_PAUSE
+        until = self._clock.now() + min(wait, MAX_OPERATING_PAUSE)
+        self._paused_until[method] = max(self._paused_until.get(method, 0.0), until)
+        log.warning("%s is over the portal's operating time limit; pausing it %.0fs", method, wait)
+
+    async def _wait_if_paused(self, method: str) -> None:
+        until = self._paused_until.get(method)
+        if until is None:
+            return
+        remaining = until - self._clock.now()
+        if remaining > 0:
+            await self._clock.sleep(remaining)
+        self._paused_until.pop(method, None)
+
+
+def _decode(status: int, body: bytes, location: str) -> dict[str, Any]:
+    """A REST answer as its JSON object, or the error it stands for."""
+    if 300 <= status < 400:
+        target = urlsplit(location).hostname or "another address"
+        raise FatalPortalError(
+            "PORTAL_MOVED",
+            f"the portal redirects to {target}; put its new address in the configuration",
+            status,
+        )
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        if status == 200 or status >= 500:
+            raise unexpected_answer(status, "the portal answered with something that is not JSON")
+        raise FatalPortalError(
+            "ERROR_UNEXPECTED_ANSWER",
+            "a non-JSON error page; is the portal address right?",
+            status,
+        )
+    if "error" in data:
+        raise classify_portal_error(status, data["error"], data.get("error_description", ""))
+    if status != 200 or "result" not in data:
+        raise unexpected_answer(status, "an answer without a result")
+    return data
+
+
+def _json_error(body: bytes) -> tuple[object, object] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and "error" in data:
+        return data["error"], data.get("error_description", "")
+    return None

@@ -1,0 +1,132 @@
+"""The index of done images in an output folder, so a re-run asks the portal nothing for them.
+
+Sidecars are the truth; the index is a fast path to them. It maps each exported image
+to its relative path and size, one JSON line per export appended as files complete. A
+missing index is rebuilt from the sidecars; a lost last line (a killed run) only costs
+one metadata lookup, after which the sidecar on disk is recognised as done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from exporter.files import write_atomic_sync
+from exporter.metadata import ImageRef
+from exporter.sidecar import SIDECAR_SUFFIX, read_sidecar, sidecar_path
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".b24-image-exporter"
+INDEX_NAME = "index.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """Where an image was exported to and the size its sidecar records."""
+
+    path: PurePosixPath
+    size: int
+
+
+class ExportIndex:
+    """Done images of one output folder: load once, append as images complete."""
+
+    def __init__(self, root: Path, entries: dict[ImageRef, IndexEntry]) -> None:
+        self.root = root
+        self.entries = entries
+        self._file: IO[str] | None = None
+
+    @classmethod
+    def open(cls, root: Path) -> ExportIndex:
+        """Load the index of `root`, rebuilding it from sidecars when it is missing."""
+        path = root / STATE_DIR / INDEX_NAME
+        if path.exists():
+            entries, lines = _load(path)
+            if lines > 2 * len(entries) + 1000:
+                _rewrite(path, entries)
+        else:
+            entries = _scan_sidecars(root)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _rewrite(path, entries)
+            if entries:
+                log.info("rebuilt the index of %s from %d sidecars", root, len(entries))
+        index = cls(root, entries)
+        index._file = path.open("a", encoding="utf-8")
+        return index
+
+    def is_done(self, ref: ImageRef) -> bool:
+        """Exported earlier: the sidecar is there and the file has the recorded size."""
+        entry = self.entries.get(ref)
+        if entry is None:
+            return False
+        file = self.root / entry.path
+        try:
+            return file.stat().st_size == entry.size and sidecar_path(file).exists()
+        except OSError:
+            return False
+
+    def add(self, ref: ImageRef, path: PurePosixPath, size: int) -> None:
+        """Record a completed export (file and sidecar are in place)."""
+        self.entries[ref] = IndexEntry(path, size)
+        if self._file is not None:
+            self._file.write(_line(ref, IndexEntry(path, size)))
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _line(ref: ImageRef, entry: IndexEntry) -> str:
+    record = {
+        "productId": ref.product_id,
+        "id": ref.image_id,
+        "path": str(entry.path),
+        "size": entry.size,
+    }
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
+    entries: dict[ImageRef, IndexEntry] = {}
+    lines = 0
+    with path.open(encoding="utf-8", errors="replace") as lines_in:
+        for text in lines_in:
+            lines += 1
+            try:
+                record = json.loads(text)
+                ref = ImageRef(int(record["productId"]), int(record["id"]))
+                entries[ref] = IndexEntry(PurePosixPath(record["path"]), int(record["size"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a killed run
+    return entries, lines
+
+
+def _rewrite(path: Path, entries: dict[ImageRef, IndexEntry]) -> None:
+    text = "".join(_line(ref, entry) for ref, entry in entries.items())
+    write_atomic_sync(path, text.encode("utf-8"))
+
+
+def _scan_sidecars(root: Path) -> dict[ImageRef, IndexEntry]:
+    entries: dict[ImageRef, IndexEntry] = {}
+    if not root.is_dir():
+        return entries
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != STATE_DIR]
+        present = set(names)
+        for name in names:
+            data_name = name.removesuffix(SIDECAR_SUFFIX)
+            if name == data_name or data_name not in present or name.startswith("."):
+                continue
+            file = Path(folder, data_name)
+            facts = read_sidecar(file)
+            if facts is not None:
+                relative = PurePosixPath(file.relative_to(root).as_posix())
+                entries[facts.ref] = IndexEntry(relative, facts.size)
+    return entries

@@ -1,0 +1,182 @@
+"""Image metadata from the portal: `catalog.productImage.get` and `.list`, packed in batches.
+
+Calls go out as full batches. A command the portal will not run inside a batch is sent
+alone, and so is every later call of its method; a command that failed transiently
+(inside a 200 batch) is sent again with the next round, up to `max_attempts`.
+Per-image errors come back as values; an error that refuses the whole job is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.batch import BatchCall
+from exporter.client import PortalClient
+from exporter.errors import (
+    BatchRefusedError,
+    FatalPortalError,
+    ImageError,
+    OperationTimeLimitError,
+    PortalError,
+    TransientError,
+    unexpected_answer,
+)
+
+GET_METHOD = "catalog.productImage.get"
+LIST_METHOD = "catalog.productImage.list"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ImageRef:
+    """One image of one product, as a manifest names it."""
+
+    product_id: int
+    image_id: int
+
+    def __str__(self) -> str:
+        return f"product {self.product_id} image {self.image_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductImage:
+    """An image's metadata as the portal returned it; `download_url` is a credential."""
+
+    ref: ImageRef
+    name: str
+    type: str
+    fields: Mapping[str, Any]  # every field the portal returned, except downloadUrl
+    method: str  # the REST method that returned it
+    download_url: str = field(repr=False)
+
+
+def parse_image(raw: object, method: str) -> ProductImage:
+    """Check the fields the exporter relies on and split off `downloadUrl`."""
+    if not isinstance(raw, Mapping):
+        raise unexpected_answer(200, "an image entry that is not an object")
+    image_id, product_id, url = raw.get("id"), raw.get("productId"), raw.get("downloadUrl")
+    ids_ok = all(_is_id(value) for value in (image_id, product_id))
+    if not ids_ok or not isinstance(url, str) or not url:
+        raise ImageError("ERROR_UNEXPECTED_ANSWER", "image metadata without id, productId or link")
+    return ProductImage(
+        ref=ImageRef(int(str(product_id)), int(str(image_id))),
+        name=str(raw.get("name") or ""),
+        type=str(raw.get("type") or ""),
+        fields={key: value for key, value in raw.items() if key != "downloadUrl"},
+        method=method,
+        download_url=url,
+    )
+
+
+def _is_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+
+
+class MetadataFetcher:
+    """Turns image refs and product ids into `ProductImage`s with as few requests as it can."""
+
+    def __init__(self, client: PortalClient, *, batch_size: int, max_attempts: int) -> None:
+        self._client = client
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._alone: set[str] = set()  # methods the portal refused inside a batch
+
+    async def get_images(
+        self, refs: Sequence[ImageRef]
+    ) -> list[tuple[ImageRef, ProductImage | PortalError]]:
+        """Metadata of each image, or the error that fails it."""
+        calls = [
+            BatchCall(f"p{ref.product_id}_i{ref.image_id}", GET_METHOD,
+                      (("productId", ref.product_id), ("id", ref.image_id)))
+            for ref in refs
+        ]  # fmt: skip
+        outcomes = await self._run(calls)
+        found: list[tuple[ImageRef, ProductImage | PortalError]] = []
+        for ref, call in zip(refs, calls, strict=True):
+            found.append((ref, _one_image(outcomes[call.key], ref)))
+        return found
+
+    async def list_products(
+        self, product_ids: Sequence[int]
+    ) -> list[tuple[int, list[ProductImage] | PortalError]]:
+        """Every image of each product, or the error that fails the product."""
+        calls = [BatchCall(f"p{pid}", LIST_METHOD, (("productId", pid),)) for pid in product_ids]
+        outcomes = await self._run(calls)
+        return [
+            (pid, _image_list(outcomes[call.key]))
+            for pid, call in zip(product_ids, calls, strict=True)
+        ]
+
+    async def _run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
+        done: dict[str, Any | PortalError] = {}
+        attempts: dict[str, int] = {}
+        pending = list(calls)
+        while pending:
+            outcomes = await self._send_round(pending)
+            again: list[BatchCall] = []
+            for call in pending:
+                outcome = outcomes[call.key]
+                if isinstance(outcome, FatalPortalError):
+                    raise outcome
+                if isinstance(outcome, BatchRefusedError):
+                    self._alone.add(call.method)
+                    again.append(call)
+                    continue
+                if isinstance(outcome, TransientError | OperationTimeLimitError):
+                    attempts[call.key] = attempts.get(call.key, 0) + 1
+                    if attempts[call.key] < self._max_attempts:
+                        again.append(call)
+                        continue
+                done[call.key] = outcome
+            pending = again
+        return done
+
+    async def _send_round(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
+        outcomes: dict[str, Any | PortalError] = {}
+        batchable = [c for c in calls if c.method not in self._alone and self._batch_size > 1]
+        for start in range(0, len(batchable), self._batch_size):
+            chunk = batchable[start : start + self._batch_size]
+            if len(chunk) == 1:
+                outcomes[chunk[0].key] = await self._send_alone(chunk[0])
+            else:
+                answer = await self._client.batch(chunk)
+                outcomes.update(answer.outcomes)
+        for call in calls:
+            if call.key not in outcomes:
+                outcomes[call.key] = await self._send_alone(call)
+        return outcomes
+
+    async def _send_alone(self, call: BatchCall) -> Any | PortalError:
+        try:
+            answer = await self._client.call(call.method, call.as_params())
+        except (ImageError, TransientError, OperationTimeLimitError) as exc:
+            return exc
+        return answer["result"]
+
+
+def _one_image(outcome: Any | PortalError, ref: ImageRef) -> ProductImage | PortalError:
+    if isinstance(outcome, PortalError):
+        return outcome
+    try:
+        raw = outcome.get("productImage") if isinstance(outcome, Mapping) else None
+        image = parse_image(raw, GET_METHOD)
+    except PortalError as exc:
+        return exc
+    if image.ref != ref:
+        return ImageError("ERROR_UNEXPECTED_ANSWER", "the portal answered for another image")
+    return image
+
+
+def _image_list(outcome: Any | PortalError) -> list[ProductImage] | PortalError:
+    if isinstance(outcome, PortalError):
+        return outcome
+    raw = outcome.get("productImages") if isinstance(outcome, Mapping) else None
+    if not isinstance(raw, list):
+        return ImageError("ERROR_UNEXPECTED_ANSWER", "an image list that is not a list")
+    try:
+        return [parse_image(entry, LIST_METHOD) for entry in raw]
+    except PortalError as exc:
+        return exc

@@ -1,0 +1,157 @@
+"""Where each image lands: `output.layout` rendered from portal data made safe.
+
+Everything the portal supplies (the name above all) is untrusted: separators, `..`,
+control and invisible formatting characters, characters other systems forbid, reserved
+device names and over-long names are all neutralised per path part, and the result is
+checked to stay inside the output folder even through symlinks. `PathRegistry` makes
+sure no two images ever get the same path (case-insensitively, for copies to macOS or
+Windows), and that an image keeps its path across runs.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from exporter.errors import ImageError
+from exporter.metadata import ImageRef, ProductImage
+from exporter.sidecar import sidecar_path
+
+MAX_PART_BYTES = 200  # leaves room for ".json" and temporary suffixes within 255 bytes
+_MAX_EXT_CHARS = 16
+_FORBIDDEN = set('/\\<>:"|?*')
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+
+
+def safe_part(text: str) -> str:
+    """One path part made safe: no separators, no leading dot, no control characters."""
+    text = unicodedata.normalize("NFC", text)
+    cleaned = "".join(
+        "_" if ch in _FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+        else ch
+        for ch in text
+    )  # fmt: skip
+    cleaned = cleaned.strip().rstrip(". ")
+    if cleaned.startswith("."):
+        cleaned = "_" + cleaned[1:]
+    if not cleaned:
+        return "_"
+    if _RESERVED.match(cleaned):
+        cleaned = "_" + cleaned
+    return _truncate(cleaned, MAX_PART_BYTES)
+
+
+def _truncate(part: str, limit: int) -> str:
+    """Cut a part to `limit` UTF-8 bytes on a character boundary, keeping its extension."""
+    if len(part.encode()) <= limit:
+        return part
+    stem, dot, ext = part.rpartition(".")
+    if not dot or not stem or len(ext) > _MAX_EXT_CHARS:
+        stem, ext = part, ""
+    suffix = f".{ext}" if ext else ""
+    room = limit - len(suffix.encode())
+    cut = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip(". ")
+    return (cut or "_") + suffix
+
+
+def image_ext(name: str, content_type: str) -> str:
+    """The file extension for the layout's `{ext}`: from the name, else the content type."""
+    _stem, dot, ext = name.rpartition(".")
+    if dot and ext and len(ext) <= _MAX_EXT_CHARS and ext.isalnum():
+        return ext.lower()
+    guessed = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ".bin"
+    return guessed.lstrip(".")
+
+
+def render_layout(layout: str, image: ProductImage, content_type: str) -> PurePosixPath:
+    """The relative path `layout` gives for an image; every part is safe."""
+    ext = image_ext(image.name, content_type)
+    name = image.name if image.name.strip() else f"image.{ext}"
+    values = {
+        "productId": str(image.ref.product_id),
+        "id": str(image.ref.image_id),
+        "name": safe_part(name),
+        "type": safe_part(image.type),
+        "ext": safe_part(ext),
+    }
+    # Each part of the template is rendered and made safe on its own, so a value can
+    # never add a folder level, whatever it contains.
+    parts = [safe_part(part.format_map(values)) for part in layout.split("/")]
+    return PurePosixPath(*parts)
+
+
+def with_counter(path: PurePosixPath, n: int) -> PurePosixPath:
+    """`a/name.jpg` → `a/name-2.jpg`, still within the length bound."""
+    stem, dot, ext = path.name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = path.name, ""
+    suffix = f"-{n}" + (f".{ext}" if ext else "")
+    stem = _truncate(stem, MAX_PART_BYTES - len(suffix.encode()))
+    return path.with_name(stem + suffix)
+
+
+class PathRegistry:
+    """Hands each image one path under `root`, never the same one to two images."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._resolved_root = root.resolve()
+        self._owner: dict[str, ImageRef] = {}
+        self._path_of: dict[ImageRef, PurePosixPath] = {}
+
+    def remember(self, ref: ImageRef, relative: PurePosixPath) -> None:
+        """Record a path an earlier run gave to `ref`."""
+        self._owner[str(relative).casefold()] = ref
+        self._path_of[ref] = relative
+
+    def path_of(self, ref: ImageRef) -> PurePosixPath | None:
+        """The path `ref` was given, if any."""
+        return self._path_of.get(ref)
+
+    def claim(
+        self,
+        ref: ImageRef,
+        wanted: PurePosixPath,
+        owner_on_disk: Callable[[Path], ImageRef | None],
+    ) -> Path:
+        """The final path for `ref`: its earlier one, `wanted`, or `wanted` with a counter.
+
+        A candidate is free when no other image of this run or of the index holds it
+        and nothing foreign sits at it on disk (`owner_on_disk` tells whose export a
+        file is, from its sidecar).
+        """
+        relative = self._path_of.get(ref)
+        if relative is None:
+            n = 1
+            relative = wanted
+            while not self._is_free(ref, relative, owner_on_disk):
+                n += 1
+                relative = with_counter(wanted, n)
+            self.remember(ref, relative)
+        return self._inside_root(relative)
+
+    def _is_free(
+        self,
+        ref: ImageRef,
+        relative: PurePosixPath,
+        owner_on_disk: Callable[[Path], ImageRef | None],
+    ) -> bool:
+        holder = self._owner.get(str(relative).casefold())
+        if holder is not None:
+            return holder == ref
+        target = self.root / relative
+        if sidecar_path(target).exists():
+            return owner_on_disk(target) == ref
+        # Nothing there, or a file without a sidecar: every complete export has a
+        # sidecar, so that is one cut short after its rename and may be replaced.
+        return True
+
+    def _inside_root(self, relative: PurePosixPath) -> Path:
+        target = self.root / relative
+        # Parts are safe already; this catches a symlinked folder leading elsewhere.
+        if not target.parent.resolve().is_relative_to(self._resolved_root):
+            raise ImageError("UNSAFE_PATH", f"{relative.parent} leads outside the output folder")
+        return target
