@@ -54,22 +54,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes; subcommands leave unset ones to the top level."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="per-request detail")
-    common.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=default(0), help="per-request detail"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="only errors"
+    )
     common.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default="text",
-        help="log lines as text or JSON (default: text)",
+        default=default("text"),
+        help="log lines as text or JSON lines (default: text)",
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(defaults=False)
     parser = argparse.ArgumentParser(
         prog="b24-image-exporter",
         description="Back up Bitrix24 catalog product images: batched, rate-limited, resumable.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
+        parents=[_common_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")

@@ -22,7 +22,6 @@ import asyncio
 from dataclasses import dataclass
 
 import aiohttp
-import anyio
 
 
 class ExporterError(Exception):
@@ -253,9 +252,9 @@ def primary_exception(group: BaseExceptionGroup[BaseException]) -> BaseException
             flat.append(exc)
 
     walk(group)
-    cancelled = anyio.get_cancelled_exc_class()
+    # Cancellation is a BaseException, so it is chosen only when nothing else is there.
     for preferred in (FatalPortalError, UsageError, OutputError, Exception):
         for exc in flat:
-            if isinstance(exc, preferred) and not isinstance(exc, cancelled):
+            if isinstance(exc, preferred):
                 return exc
     return flat[0] if flat else group

@@ -41,7 +41,7 @@ from exporter.errors import (
     TransientError,
     primary_exception,
 )
-from exporter.files import remove_temporaries
+from exporter.files import discard, remove_temporaries
 from exporter.index import STATE_DIR, ExportIndex
 from exporter.lock import RunLock
 from exporter.manifest import iter_manifest, validate_manifest
@@ -331,10 +331,11 @@ class _Pipeline:
 
 
 def write_sidecar_checked(image: ProductImage, saved: SavedFile, portal_host: str) -> None:
-    """Write a sidecar; a disk error becomes an `OutputError` naming the path."""
+    """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
     try:
         write_sidecar(image, saved, portal_host, datetime.now(UTC))
     except OSError as exc:
+        discard(saved.path)
         raise OutputError(f"cannot write the sidecar of {saved.path}: {exc.strerror}") from None
 
 

@@ -1,0 +1,116 @@
+"""Shared test helpers: a simulated portal over loopback, manifests, and export configs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Config, parse_config
+from exporter.pipeline import ExportJob, ExportResult
+from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
+
+FAST = {"requests_per_second": 1000, "burst": 1000}
+
+
+def write_manifest(path: Path, rows: Iterable[tuple[int, int | None]]) -> Path:
+    """A CSV manifest; a row with None as image id is product-only."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["productId", "id"])
+        for product_id, image_id in rows:
+            writer.writerow([product_id, "" if image_id is None else image_id])
+    return path
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def raw_config(webhook_url: str, manifest: Path, out_dir: Path, **extra: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "portal": {"webhook_url": webhook_url},
+        "manifest": str(manifest),
+        "output": {"dir": str(out_dir)},
+        "rate_limit": dict(FAST),
+        "concurrency": {"downloads": 4},
+    }
+    return merge(raw, extra)
+
+
+def export_config(webhook_url: str, manifest: Path, out_dir: Path, **extra: Any) -> Config:
+    raw = raw_config(webhook_url, manifest, out_dir, **extra)
+    return parse_config(raw, base_dir=out_dir.parent, env={})
+
+
+async def export(
+    portal: RunningPortal, manifest: Path, out_dir: Path, *, force: bool = False, **extra: Any
+) -> ExportResult:
+    """One export run against a simulated portal."""
+    config = export_config(portal.webhook_url, manifest, out_dir, **extra)
+    return await ExportJob(config, force=force).run()
+
+
+@asynccontextmanager
+async def portal_for(
+    catalog: Catalog, settings: PortalSettings | None = None
+) -> AsyncIterator[RunningPortal]:
+    async with serve_portal(catalog, settings or PortalSettings(rps=None)) as portal:
+        yield portal
+
+
+@contextmanager
+def portal_in_thread(
+    catalog: Catalog, settings: PortalSettings | None = None
+) -> Iterator[RunningPortal]:
+    """A simulated portal on its own event loop, for tests that run the CLI's `main()`."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with serve_portal(catalog, settings or PortalSettings(rps=None)) as portal:
+            holder["portal"] = portal
+            holder["stop"] = stop = asyncio.Event()
+            holder["loop"] = asyncio.get_running_loop()
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the simulated portal did not start"
+    try:
+        yield holder["portal"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+
+
+def exported_files(output: Path) -> list[Path]:
+    """Every exported data file under `output` (not sidecars, state or the report)."""
+    return sorted(
+        p
+        for p in output.rglob("*")
+        if p.is_file() and not p.name.endswith(".json") and ".b24-image-exporter" not in p.parts
+    )
+
+
+def sidecar_of(file: Path) -> dict[str, Any]:
+    return json.loads(file.with_name(file.name + ".json").read_text(encoding="utf-8"))
+
+
+def all_text_under(root: Path) -> str:
+    """Every file under root as text, for searching for secrets."""
+    return "\n".join(
+        p.read_bytes().decode("utf-8", errors="replace") for p in root.rglob("*") if p.is_file()
+    )

@@ -1,0 +1,226 @@
+"""The command line as a user meets it: exit codes, messages, summaries, --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.cli import main
+from exporter.simulator import Catalog, PortalSettings
+
+from .support import FAST, exported_files, portal_in_thread, write_manifest
+
+
+def write_config(path: Path, webhook_url: str, manifest: Path, **extra: object) -> Path:
+    raw: dict[str, object] = {
+        "portal": {"webhook_url": webhook_url},
+        "manifest": str(manifest),
+        "output": {"dir": str(path.parent / "out")},
+        "rate_limit": dict(FAST),
+    }
+    raw.update(extra)
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog.generate(products=4, images=12, seed=11, image_size=(200, 2000))
+
+
+def test_run_exports_and_prints_a_summary(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        code = main(["run", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "12 total, 12 exported, 0 already done, 0 failed" in out
+    assert f"report: {tmp_path / 'out' / 'report.json'}" in out
+    assert len(exported_files(tmp_path / "out")) == 12
+
+
+def test_run_with_missing_images_exits_1(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [*catalog.pairs(), (1, 999_999)])
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["-q", "run", "--config", str(config)]) == 1
+
+
+def test_run_with_a_wrong_webhook_code_exits_3(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        wrong = portal.webhook_url.replace(portal.portal.settings.webhook_code, "nope0000")
+        config = write_config(tmp_path / "config.yaml", wrong, manifest)
+        assert main(["-q", "run", "--config", str(config)]) == 3
+
+
+def test_flags_override_manifest_output_and_report(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs()[:3])
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, tmp_path / "none.csv")
+        code = main(
+            ["-q", "run", "--config", str(config), "--manifest", str(manifest),
+             "--output", str(tmp_path / "elsewhere"), "--report", str(tmp_path / "r.json")]
+        )  # fmt: skip
+    assert code == 0
+    assert len(exported_files(tmp_path / "elsewhere")) == 3
+    assert json.loads((tmp_path / "r.json").read_text())["counts"]["exported"] == 3
+
+
+def usage_error(
+    tmp_path: Path,
+    catalog: Catalog,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    rows: list[tuple[int, int | None]] | None = None,
+    manifest_text: str | None = None,
+    webhook: str | None = None,
+    **extra: object,
+) -> str:
+    """Run with a mistake; assert exit 2 and that no request reached the portal."""
+    manifest = tmp_path / "m.csv"
+    if manifest_text is not None:
+        manifest.write_text(manifest_text, encoding="utf-8")
+    else:
+        write_manifest(manifest, rows if rows is not None else catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(
+            tmp_path / "config.yaml", webhook or portal.webhook_url, manifest, **extra
+        )
+        code = main(["run", "--config", str(config)])
+        stats = portal.stats
+    assert code == 2
+    assert stats.http_requests == 0
+    return capsys.readouterr().err
+
+
+def test_bad_manifest_row_exits_2_naming_the_line_before_any_request(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(tmp_path, catalog, capsys, manifest_text="productId,id\n1,1001\n2,abc\n")
+    assert "m.csv:3:" in err
+    assert 'id "abc" is not a positive integer' in err
+
+
+def test_unknown_config_key_exits_2_before_any_request(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(tmp_path, catalog, capsys, batch_sise=10)
+    assert "batch_sise: unknown key (did you mean 'batch_size'?)" in err
+
+
+def test_missing_env_variable_exits_2_naming_it(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(tmp_path, catalog, capsys, webhook="${B24_TEST_UNSET_HOOK}")
+    assert "environment variable B24_TEST_UNSET_HOOK is not set" in err
+
+
+def test_plain_http_to_a_remote_host_exits_2(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(
+        tmp_path, catalog, capsys, webhook="http://portal.example.com/rest/1/abcdef123/"
+    )
+    assert "plain http:// to portal.example.com" in err
+    assert "abcdef123" not in err
+
+
+def test_missing_manifest_file_exits_2(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, tmp_path / "no.csv")
+        assert main(["run", "--config", str(config)]) == 2
+        assert portal.stats.http_requests == 0
+    assert "cannot read the manifest" in capsys.readouterr().err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(tmp_path / "absent.yaml")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_run_without_config_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run"])
+    assert exit_info.value.code == 2
+    assert "--config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "simulate"])
+def test_every_command_has_help_with_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "example:" in text
+    assert f"b24-image-exporter {command}" in text
+
+
+def test_demo_exports_images_and_sidecars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["demo", "--images", "15", "--output", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert code == 0
+    files = exported_files(tmp_path / "demo")
+    assert len(files) == 15
+    assert all(f.with_name(f.name + ".json").exists() for f in files)
+    assert "15 exported" in out
+    assert "refused 0 with QUERY_LIMIT_EXCEEDED" in out
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("b24-image-exporter ")
+
+
+def test_secrets_never_reach_output_logs_report_or_sidecars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = Catalog.generate(products=3, images=9, seed=2)
+    settings = PortalSettings(rps=None, denied_products=frozenset({catalog.product_ids()[0]}))
+    manifest = write_manifest(tmp_path / "m.csv", [*catalog.pairs(), (2, 424242), (9090, None)])
+    outputs: list[str] = []
+    with portal_in_thread(catalog, settings) as portal:
+        code = settings.webhook_code
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        for log_format in ("text", "json"):
+            main(["-v", "--log-format", log_format, "run", "--config", str(config), "--force"])
+            captured = capsys.readouterr()
+            outputs += [captured.out, captured.err]
+        wrong = write_config(
+            tmp_path / "wrong.yaml",
+            portal.webhook_url.replace(code, "wrongcode77"),
+            manifest,
+            output={"dir": str(tmp_path / "out2")},
+        )
+        assert main(["-v", "run", "--config", str(wrong)]) == 3
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yaml"]
+    outputs += [p.read_bytes().decode("utf-8", errors="replace") for p in files]
+    everything = "\n".join(outputs)
+    assert "failed" in everything  # the failure paths did run and log
+    assert code not in everything
+    assert "wrongcode77" not in everything
+    assert "token=" not in everything
+    assert "catalog%7C" not in everything and "catalog|" not in everything
+    json_lines = [line for line in outputs[3].splitlines() if line.strip()]
+    assert json_lines
+    for line in json_lines:
+        json.loads(line)

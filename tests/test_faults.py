@@ -1,0 +1,128 @@
+"""Faults on the way: dropped connections, a full disk. Nothing half-written is left."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import pytest
+from aiohttp import web
+
+from exporter.pipeline import ExportJob
+from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
+
+from .support import export_config, exported_files, sidecar_of, write_manifest
+
+Handler = Any
+
+
+@asynccontextmanager
+async def serve(portal: SimulatedPortal) -> AsyncIterator[str]:
+    """Serve a portal whose app the test may have wrapped; yields its webhook URL."""
+    runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    settings = portal.settings
+    try:
+        yield f"http://127.0.0.1:{port}/rest/{settings.user_id}/{settings.webhook_code}/"
+    finally:
+        await runner.cleanup()
+
+
+def cutting_downloads(times: int) -> Any:
+    """A middleware that drops the connection in the middle of the first `times` downloads."""
+    remaining = [times]
+
+    @web.middleware
+    async def cut(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "/download" not in request.path or remaining[0] <= 0:
+            return await handler(request)
+        remaining[0] -= 1
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response.content_length = 100_000
+        await response.prepare(request)
+        await response.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 2000)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    return cut
+
+
+async def test_a_dropped_connection_mid_body_is_retried_and_the_file_is_whole(
+    tmp_path: Path,
+) -> None:
+    catalog = Catalog.generate(products=2, images=6, seed=5, image_size=(3000, 6000))
+    portal = SimulatedPortal(catalog, PortalSettings(rps=None))
+    portal.app.middlewares.append(cutting_downloads(3))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with serve(portal) as webhook:
+        config = export_config(webhook, manifest, tmp_path / "out")
+        result = await ExportJob(config).run()
+    assert result.exit_code == 0
+    assert result.report["requests"]["retried"] >= 3
+    files = exported_files(tmp_path / "out")
+    assert len(files) == 6
+    for file in files:
+        assert file.read_bytes() == catalog.image_bytes(sidecar_of(file)["productImage"]["id"])
+    assert list((tmp_path / "out").rglob("*.b24-partial")) == []
+
+
+async def test_a_download_that_keeps_dropping_fails_only_that_image(tmp_path: Path) -> None:
+    catalog = Catalog.generate(products=1, images=1, seed=5)
+    portal = SimulatedPortal(catalog, PortalSettings(rps=None))
+    portal.app.middlewares.append(cutting_downloads(100))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with serve(portal) as webhook:
+        config = export_config(webhook, manifest, tmp_path / "out", retries={"max_attempts": 3})
+        result = await ExportJob(config).run()
+    assert result.exit_code == 1
+    [failure] = result.report["failures"]
+    assert failure["error"] in ("SHORT_BODY", "CONNECTION_DROPPED")
+    assert exported_files(tmp_path / "out") == []
+    assert list((tmp_path / "out").rglob("*.b24-partial")) == []
+
+
+class _FullDiskFile:
+    """Wraps a real aiofiles file; every write stores a little and then fails with ENOSPC."""
+
+    def __init__(self, opener: Any) -> None:
+        self._opener = opener
+
+    async def __aenter__(self) -> _FullDiskFile:
+        self._file = await self._opener.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._opener.__aexit__(*exc)
+
+    async def write(self, data: bytes) -> int:
+        await self._file.write(data[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+async def test_a_full_disk_stops_the_run_with_a_clear_message_and_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.generate(products=2, images=8, seed=5)
+    real_open = aiofiles.open
+    monkeypatch.setattr(aiofiles, "open", lambda path, mode: _FullDiskFile(real_open(path, mode)))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    out = tmp_path / "out"
+    portal = SimulatedPortal(catalog, PortalSettings(rps=None))
+    async with serve(portal) as webhook:
+        result = await ExportJob(export_config(webhook, manifest, out)).run()
+    assert result.exit_code == 1
+    assert result.aborted_by is not None
+    assert "No space left on device" in result.aborted_by
+    assert str(out) in result.aborted_by
+    assert exported_files(out) == []
+    assert list(out.rglob("*.b24-partial")) == []
+    assert (out / "report.json").exists()

@@ -1,0 +1,161 @@
+"""Paths from portal data: made safe, bounded, inside the output folder, never shared."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from exporter.errors import ImageError
+from exporter.metadata import ImageRef, ProductImage
+from exporter.paths import MAX_PART_BYTES, PathRegistry, render_layout, safe_part
+
+LAYOUT = "{productId}/{id}_{name}"
+
+
+def image(
+    name: str, image_id: int = 7, product_id: int = 1, type_: str = "MORE_PHOTO"
+) -> ProductImage:
+    return ProductImage(
+        ref=ImageRef(product_id, image_id),
+        name=name,
+        type=type_,
+        fields={"id": image_id, "productId": product_id, "name": name},
+        method="catalog.productImage.get",
+        download_url="https://example.bitrix24.com/rest/download.json?auth=x&token=y",
+    )
+
+
+def nobody(_path: Path) -> ImageRef | None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../x.jpg",
+        "..",
+        ".",
+        "a/b\\c.jpg",
+        "/etc/passwd",
+        "C:\\Windows\\x.jpg",
+        "bell\x07tab\tnl\n.jpg",
+        "nul\x00byte.jpg",
+        "rtl\u202egpj.exe",
+        "zero\u200bwidth.jpg",
+        "",
+        "   ",
+        "CON",
+        "nul.txt",
+        "x" * 300 + ".jpg",
+        "я" * 300 + ".jpeg",
+    ],
+)
+def test_hostile_name_becomes_one_safe_path_part(name: str) -> None:
+    part = safe_part(name)
+    assert part not in ("", ".", "..")
+    assert "/" not in part and "\\" not in part
+    assert not part.startswith(".")
+    assert all(ch.isprintable() and ch not in "\u202e\u200b" for ch in part)
+    assert len(part.encode()) <= MAX_PART_BYTES
+    assert part.split(".")[0].lower() not in ("con", "nul")
+
+
+def test_long_name_keeps_its_extension() -> None:
+    part = safe_part("ф" * 400 + ".jpeg")
+    assert part.endswith(".jpeg")
+    assert len(part.encode()) <= MAX_PART_BYTES
+    part.encode().decode("utf-8")  # cut on a character boundary
+
+
+def test_ordinary_names_are_kept_as_they_are() -> None:
+    for name in ("test.jpeg", "side view.png", "Фото 3.png", "Größentabelle.png"):
+        assert safe_part(name) == name
+
+
+def test_layout_renders_fields_into_folders() -> None:
+    rendered = render_layout("{type}/{productId}/{id}.{ext}", image("Front.JPG"), "image/jpeg")
+    assert rendered == PurePosixPath("MORE_PHOTO/1/7.jpg")
+
+
+def test_a_value_can_never_add_a_folder_level() -> None:
+    rendered = render_layout(LAYOUT, image("../../etc/passwd"), "image/png")
+    assert len(rendered.parts) == 2
+    assert rendered.parts[0] == "1"
+    assert ".." not in rendered.parts
+
+
+def test_type_from_the_portal_is_made_safe_too() -> None:
+    rendered = render_layout("{type}/{id}_{name}", image("a.png", type_="../.."), "image/png")
+    assert rendered.parts[0] not in ("..", ".")
+    assert len(rendered.parts) == 2
+
+
+def test_extension_comes_from_the_content_type_when_the_name_has_none() -> None:
+    rendered = render_layout("{id}.{ext}", image("photo"), "image/png")
+    assert rendered == PurePosixPath("7.png")
+
+
+def test_empty_name_gets_a_placeholder_with_its_extension() -> None:
+    assert render_layout(LAYOUT, image(""), "image/jpeg").name == "7_image.jpg"
+
+
+def test_two_images_with_one_path_get_different_paths(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path)
+    wanted = PurePosixPath("1/same.jpg")
+    first = registry.claim(ImageRef(1, 7), wanted, nobody)
+    second = registry.claim(ImageRef(1, 8), wanted, nobody)
+    assert first == tmp_path / "1/same.jpg"
+    assert second == tmp_path / "1/same-2.jpg"
+
+
+def test_paths_differing_only_in_case_count_as_the_same(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path)
+    registry.claim(ImageRef(1, 7), PurePosixPath("1/Photo.jpg"), nobody)
+    other = registry.claim(ImageRef(1, 8), PurePosixPath("1/photo.JPG"), nobody)
+    assert other.name == "photo-2.JPG"
+
+
+def test_an_image_keeps_its_path_on_a_second_claim(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path)
+    first = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
+    again = registry.claim(ImageRef(1, 7), PurePosixPath("1/renamed.jpg"), nobody)
+    assert again == first
+
+
+def test_a_file_exported_for_another_image_is_never_taken(tmp_path: Path) -> None:
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1/a.jpg").write_bytes(b"theirs")
+    (tmp_path / "1/a.jpg.json").write_text("{}")
+    registry = PathRegistry(tmp_path)
+    path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 99))
+    assert path == tmp_path / "1/a-2.jpg"
+
+
+def test_an_earlier_export_of_the_same_image_is_reused(tmp_path: Path) -> None:
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1/a.jpg").write_bytes(b"mine")
+    (tmp_path / "1/a.jpg.json").write_text("{}")
+    registry = PathRegistry(tmp_path)
+    path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 7))
+    assert path == tmp_path / "1/a.jpg"
+
+
+def test_counter_suffix_keeps_long_names_within_the_limit(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path)
+    wanted = PurePosixPath(safe_part("x" * 400 + ".jpg"))
+    registry.claim(ImageRef(1, 1), wanted, nobody)
+    second = registry.claim(ImageRef(1, 2), wanted, nobody)
+    assert second.name.endswith("-2.jpg")
+    assert len(second.name.encode()) <= MAX_PART_BYTES
+
+
+def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    root.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "1").symlink_to(outside)
+    registry = PathRegistry(root)
+    with pytest.raises(ImageError, match="outside the output folder"):
+        registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
