@@ -65,7 +65,7 @@ class OAuthAuth:
         stored = _read_token_file(oauth.token_file)
         if stored:
             self._access, self._refresh_token = stored
-        redact.add(self._access, self._refresh_token)
+        redact.add(self._access, self._refresh_token, oauth.client_secret)
 
     def method_url(self, method: str) -> str:
         return f"{self._base}/rest/{method}"

@@ -124,19 +124,31 @@ class PortalClient:
                 self._pause(by_key[key])
         return answer
 
-    async def with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run `attempt` until it succeeds or fails for good (see the module docstring)."""
+    async def with_retries(self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
+        """Run `attempt` until it succeeds or fails for good (see the module docstring).
+
+        `paced` says whether `attempt` waits for the limiter itself; an attempt that
+        does not (a download outside the shared budget) backs off after a 503 instead.
+        """
         failures = refusals = refreshes = 0
+        stale: dict[str, str] | None = None
         while True:
             try:
+                if stale is not None:
+                    # Inside the try, so a refresh that fails transiently is retried too.
+                    await self._auth.refresh(stale)
+                    stale = None
                 return await attempt()
             except RateLimitedError:
                 self.counts.rate_limited += 1
-                self._limiter.on_rate_limited()
                 refusals += 1
                 if refusals > MAX_RATE_LIMITED_RETRIES:
                     raise
-                log.debug("portal said QUERY_LIMIT_EXCEEDED; rate now %.2f/s", self._limiter.rate)
+                if paced:
+                    self._limiter.on_rate_limited()
+                    log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
+                else:
+                    await self._clock.sleep(self._backoff(refusals))
             except OperationTimeLimitError:
                 refusals += 1
                 if refusals > MAX_RATE_LIMITED_RETRIES:
@@ -146,17 +158,25 @@ class PortalClient:
                 if refreshes > 1:
                     problem = "the refreshed token was refused too"
                     raise FatalPortalError(exc.code, problem) from None
-                await self._auth.refresh(exc.stale_auth or {})
+                stale = exc.stale_auth or {}
             except TransientError as exc:
                 failures += 1
                 if failures >= self._max_attempts:
                     raise
                 self.counts.retried += 1
-                delay = self._rng.uniform(
-                    0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**failures)
-                )
+                delay = self._backoff(failures)
                 log.debug("retrying in %.1fs after %s", delay, exc)
                 await self._clock.sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with full jitter."""
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**failures)
+        return self._rng.uniform(0, ceiling)
+
+    @property
+    def downloads_paced(self) -> bool:
+        """Whether downloads wait for the limiter (they share the REST budget)."""
+        return self._downloads_share_limit
 
     @asynccontextmanager
     async def open_download(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:

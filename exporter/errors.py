@@ -19,6 +19,7 @@ or on aiohttp's exception types. Messages never carry URLs: a webhook URL and ev
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 import aiohttp
@@ -142,6 +143,10 @@ class OutputError(ExporterError):
     """Writing under the output directory failed (disk full, no permission)."""
 
 
+class PortalUnavailableError(ExporterError):
+    """Image after image failed transiently with no success between: the run stops."""
+
+
 # The classification of portal answers.
 
 _RATE_LIMIT = "QUERY_LIMIT_EXCEEDED"
@@ -211,7 +216,7 @@ def classify_portal_error(
         return FatalPortalError(text or f"HTTP_{status}", desc, status)
     # Numeric codes of catalog methods (`0` not found, `100` bad parameter) and
     # anything else a single call can fail with: record the image and go on.
-    return ImageError(text or f"HTTP_{status}", desc, status)
+    return ImageError(text or (f"HTTP_{status}" if status is not None else "ERROR"), desc, status)
 
 
 def unexpected_answer(status: int, what: str) -> TransientError:
@@ -228,14 +233,17 @@ def from_transport(exc: BaseException) -> TransportError:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return TransportError("TIMEOUT", "the portal did not answer in time")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        os_error = exc.os_error
+        reason = os.strerror(os_error.errno) if os_error.errno else type(os_error).__name__
         return TransportError("CONNECT_FAILED", f"cannot connect to the portal: {reason}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return TransportError("CONNECTION_DROPPED", "the portal closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return TransportError("SHORT_BODY", "the answer ended before its announced length")
     if isinstance(exc, aiohttp.ClientOSError):
-        reason = exc.strerror or type(exc).__name__
+        # Not `strerror`: aiohttp puts the request URL there ("Can not write request body
+        # for https://…/rest/1/<code>/batch").
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         return TransportError("CONNECTION_FAILED", f"connection error: {reason}")
     return TransportError("HTTP_FAILED", f"HTTP exchange failed ({type(exc).__name__})")
 

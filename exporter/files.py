@@ -79,9 +79,8 @@ def remove_temporaries(root: Path) -> int:
     removed = 0
     for folder, _dirs, names in os.walk(root):
         for name in names:
-            path = Path(folder, name)
-            if is_temporary(path):
-                discard(path)
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                discard(Path(folder, name))
                 removed += 1
     return removed
 

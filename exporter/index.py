@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 
 from exporter.files import write_atomic_sync
 from exporter.metadata import ImageRef
-from exporter.sidecar import SIDECAR_SUFFIX, read_sidecar, sidecar_path
+from exporter.sidecar import SIDECAR_SUFFIX, read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ INDEX_NAME = "index.jsonl"
 class IndexEntry:
     """Where an image was exported to and the size its sidecar records."""
 
-    path: PurePosixPath
+    path: str  # relative to the output folder, "/"-separated
     size: int
 
 
@@ -39,6 +40,7 @@ class ExportIndex:
     def __init__(self, root: Path, entries: dict[ImageRef, IndexEntry]) -> None:
         self.root = root
         self.entries = entries
+        self._root = str(root)
         self._file: IO[str] | None = None
 
     @classmethod
@@ -64,13 +66,25 @@ class ExportIndex:
         entry = self.entries.get(ref)
         if entry is None:
             return False
-        file = self.root / entry.path
+        # Plain strings, not pathlib: a nightly run checks every image of the backup.
+        file = os.path.join(self._root, entry.path)  # noqa: PTH118
         try:
-            return file.stat().st_size == entry.size and sidecar_path(file).exists()
+            size = os.stat(file).st_size  # noqa: PTH116
+            return size == entry.size and os.path.exists(file + SIDECAR_SUFFIX)  # noqa: PTH110
         except OSError:
             return False
 
-    def add(self, ref: ImageRef, path: PurePosixPath, size: int) -> None:
+    def path_of(self, ref: ImageRef) -> str | None:
+        """The relative path an earlier run gave to `ref`."""
+        entry = self.entries.get(ref)
+        return entry.path if entry else None
+
+    def paths(self) -> Iterator[tuple[ImageRef, str]]:
+        """Every image's relative path."""
+        for ref, entry in self.entries.items():
+            yield ref, entry.path
+
+    def add(self, ref: ImageRef, path: str, size: int) -> None:
         """Record a completed export (file and sidecar are in place)."""
         self.entries[ref] = IndexEntry(path, size)
         if self._file is not None:
@@ -87,7 +101,7 @@ def _line(ref: ImageRef, entry: IndexEntry) -> str:
     record = {
         "productId": ref.product_id,
         "id": ref.image_id,
-        "path": str(entry.path),
+        "path": entry.path,
         "size": entry.size,
     }
     return json.dumps(record, ensure_ascii=False) + "\n"
@@ -102,7 +116,7 @@ def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
             try:
                 record = json.loads(text)
                 ref = ImageRef(int(record["productId"]), int(record["id"]))
-                entries[ref] = IndexEntry(PurePosixPath(record["path"]), int(record["size"]))
+                entries[ref] = IndexEntry(str(record["path"]), int(record["size"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
     return entries, lines
@@ -127,6 +141,6 @@ def _scan_sidecars(root: Path) -> dict[ImageRef, IndexEntry]:
             file = Path(folder, data_name)
             facts = read_sidecar(file)
             if facts is not None:
-                relative = PurePosixPath(file.relative_to(root).as_posix())
+                relative = file.relative_to(root).as_posix()
                 entries[facts.ref] = IndexEntry(relative, facts.size)
     return entries

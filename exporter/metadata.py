@@ -26,6 +26,7 @@ from exporter.errors import (
 
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"
+MAX_OPERATING_WAITS = 20  # rounds a command may wait for its method's time budget
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -113,41 +114,61 @@ class MetadataFetcher:
     async def _run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
         done: dict[str, Any | PortalError] = {}
         attempts: dict[str, int] = {}
+        waits: dict[str, int] = {}
         pending = list(calls)
         while pending:
-            outcomes = await self._send_round(pending)
+            outcomes, exhausted = await self._send_round(pending)
             again: list[BatchCall] = []
             for call in pending:
                 outcome = outcomes[call.key]
                 if isinstance(outcome, FatalPortalError):
                     raise outcome
-                if isinstance(outcome, BatchRefusedError):
+                if call.key in exhausted:
+                    done[call.key] = outcome  # its request was retried by the client already
+                elif isinstance(outcome, BatchRefusedError):
                     self._alone.add(call.method)
                     again.append(call)
-                    continue
-                if isinstance(outcome, TransientError | OperationTimeLimitError):
+                elif isinstance(outcome, OperationTimeLimitError):
+                    # The client pauses the method; waiting is not a failed attempt.
+                    waits[call.key] = waits.get(call.key, 0) + 1
+                    if waits[call.key] <= MAX_OPERATING_WAITS:
+                        again.append(call)
+                    else:
+                        done[call.key] = outcome
+                elif isinstance(outcome, TransientError):
                     attempts[call.key] = attempts.get(call.key, 0) + 1
                     if attempts[call.key] < self._max_attempts:
                         again.append(call)
-                        continue
-                done[call.key] = outcome
+                    else:
+                        done[call.key] = outcome
+                else:
+                    done[call.key] = outcome
             pending = again
         return done
 
-    async def _send_round(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
+    async def _send_round(
+        self, calls: Sequence[BatchCall]
+    ) -> tuple[dict[str, Any | PortalError], set[str]]:
+        """Each call's outcome, and the keys whose request the client already retried."""
         outcomes: dict[str, Any | PortalError] = {}
+        exhausted: set[str] = set()
         batchable = [c for c in calls if c.method not in self._alone and self._batch_size > 1]
         for start in range(0, len(batchable), self._batch_size):
             chunk = batchable[start : start + self._batch_size]
             if len(chunk) == 1:
-                outcomes[chunk[0].key] = await self._send_alone(chunk[0])
-            else:
+                continue  # sent alone below
+            try:
                 answer = await self._client.batch(chunk)
-                outcomes.update(answer.outcomes)
+            except TransientError as exc:
+                outcomes.update((call.key, exc) for call in chunk)
+                exhausted.update(call.key for call in chunk)
+                continue
+            outcomes.update(answer.outcomes)
         for call in calls:
             if call.key not in outcomes:
                 outcomes[call.key] = await self._send_alone(call)
-        return outcomes
+                exhausted.add(call.key)
+        return outcomes, exhausted
 
     async def _send_alone(self, call: BatchCall) -> Any | PortalError:
         try:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from exporter.errors import ImageError
 from exporter.metadata import ImageRef, ProductImage
@@ -93,23 +94,25 @@ def with_counter(path: PurePosixPath, n: int) -> PurePosixPath:
     return path.with_name(stem + suffix)
 
 
+class KnownPaths(Protocol):
+    """Paths earlier runs gave to images (the index of the output folder)."""
+
+    def path_of(self, ref: ImageRef) -> str | None: ...
+
+    def paths(self) -> Iterable[tuple[ImageRef, str]]: ...
+
+
 class PathRegistry:
     """Hands each image one path under `root`, never the same one to two images."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, known: KnownPaths) -> None:
         self.root = root
         self._resolved_root = root.resolve()
-        self._owner: dict[str, ImageRef] = {}
+        self._known = known
         self._path_of: dict[ImageRef, PurePosixPath] = {}
-
-    def remember(self, ref: ImageRef, relative: PurePosixPath) -> None:
-        """Record a path an earlier run gave to `ref`."""
-        self._owner[str(relative).casefold()] = ref
-        self._path_of[ref] = relative
-
-    def path_of(self, ref: ImageRef) -> PurePosixPath | None:
-        """The path `ref` was given, if any."""
-        return self._path_of.get(ref)
+        # Who holds which path, case-folded; built at the first claim, so a run with
+        # nothing to download never pays for it.
+        self._owner: dict[str, ImageRef] | None = None
 
     def claim(
         self,
@@ -120,26 +123,37 @@ class PathRegistry:
         """The final path for `ref`: its earlier one, `wanted`, or `wanted` with a counter.
 
         A candidate is free when no other image of this run or of the index holds it
-        and nothing foreign sits at it on disk (`owner_on_disk` tells whose export a
-        file is, from its sidecar).
+        and no other image's export sits at it on disk (`owner_on_disk` tells whose
+        export a file is, from its sidecar).
         """
+        owners = self._owners()
         relative = self._path_of.get(ref)
+        if relative is None:
+            earlier = self._known.path_of(ref)
+            relative = PurePosixPath(earlier) if earlier is not None else None
         if relative is None:
             n = 1
             relative = wanted
-            while not self._is_free(ref, relative, owner_on_disk):
+            while not self._is_free(ref, relative, owners, owner_on_disk):
                 n += 1
                 relative = with_counter(wanted, n)
-            self.remember(ref, relative)
+        owners[str(relative).casefold()] = ref
+        self._path_of[ref] = relative
         return self._inside_root(relative)
+
+    def _owners(self) -> dict[str, ImageRef]:
+        if self._owner is None:
+            self._owner = {path.casefold(): ref for ref, path in self._known.paths()}
+        return self._owner
 
     def _is_free(
         self,
         ref: ImageRef,
         relative: PurePosixPath,
+        owners: dict[str, ImageRef],
         owner_on_disk: Callable[[Path], ImageRef | None],
     ) -> bool:
-        holder = self._owner.get(str(relative).casefold())
+        holder = owners.get(str(relative).casefold())
         if holder is not None:
             return holder == ref
         target = self.root / relative

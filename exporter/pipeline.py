@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -37,6 +37,7 @@ from exporter.errors import (
     ImageError,
     OutputError,
     PortalError,
+    PortalUnavailableError,
     StaleLinkError,
     TransientError,
     primary_exception,
@@ -69,6 +70,10 @@ T = TypeVar("T")
 # credentials cannot read the catalog at all: stop instead of asking for every image.
 DENIED_EVERYWHERE_THRESHOLD = 50
 BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arrive
+# This many images in a row failing transiently (each after all its retries), with no
+# success between, mean the portal is down or unreachable: stop rather than spend hours
+# failing every remaining image.
+UNAVAILABLE_THRESHOLD = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,7 @@ class ExportJob:
         except FatalPortalError as exc:
             aborted_by, exit_code = str(exc), EXIT_ABORTED
             log.error("aborted: %s", exc)
-        except OutputError as exc:
+        except (OutputError, PortalUnavailableError) as exc:
             aborted_by, exit_code = str(exc), EXIT_FAILURES
             log.error("aborted: %s", exc)
         finally:
@@ -184,12 +189,11 @@ class _Pipeline:
         self.metadata = MetadataFetcher(
             client, batch_size=config.batch_size, max_attempts=config.max_attempts
         )
-        self.registry = PathRegistry(config.output_dir)
-        for ref, entry in index.entries.items():
-            self.registry.remember(ref, entry.path)
+        self.registry = PathRegistry(config.output_dir, index)
         self._seen: set[int] = set()
         self._images_read = 0  # images whose metadata the portal returned
         self._denied = 0  # access-denied failures
+        self._transient_streak = 0  # transient failures since the last success
 
     async def run(self) -> None:
         size = self.config.batch_size
@@ -223,7 +227,7 @@ class _Pipeline:
         assert self.config.manifest is not None
         listed: set[int] = set()
         async with refs, products:
-            for row in iter_manifest(self.config.manifest):
+            for number, row in enumerate(iter_manifest(self.config.manifest)):
                 if row.image_id is None:
                     if row.product_id not in listed:
                         listed.add(row.product_id)
@@ -232,8 +236,8 @@ class _Pipeline:
                 ref = ImageRef(row.product_id, row.image_id)
                 if self._is_new(ref):
                     await refs.send(ref)
-                else:
-                    await anyio.lowlevel.checkpoint()
+                elif number % 512 == 0:
+                    await anyio.lowlevel.checkpoint()  # a long run of done images yields too
 
     def _is_new(self, ref: ImageRef) -> bool:
         """Count an image the first time it is seen; False for repeats and done ones."""
@@ -257,6 +261,7 @@ class _Pipeline:
                         self._fail(ref.product_id, ref.image_id, outcome)
                     else:
                         self._images_read += 1
+                        self._transient_streak = 0
                         await images.send(outcome)
 
     async def _resolve_products(
@@ -270,6 +275,7 @@ class _Pipeline:
                         self._fail(product_id, None, outcome)
                         continue
                     self._images_read += len(outcome)
+                    self._transient_streak = 0
                     for image in outcome:
                         if self._is_new(image.ref):
                             await images.send(image)
@@ -297,10 +303,11 @@ class _Pipeline:
             self._fail(ref.product_id, ref.image_id, exc)
             return
         write_sidecar_checked(image, saved, self.config.portal.host)
-        relative = PurePosixPath(saved.path.relative_to(self.config.output_dir).as_posix())
+        relative = saved.path.relative_to(self.config.output_dir).as_posix()
         self.index.add(ref, relative, saved.size)
         self.tally.exported += 1
         self.tally.bytes += saved.size
+        self._transient_streak = 0
         log.debug("%s: saved %s (%d bytes)", ref, relative, saved.size)
 
     async def _save(self, image: ProductImage) -> SavedFile:
@@ -311,7 +318,7 @@ class _Pipeline:
                 final = self.registry.claim(image.ref, wanted, owner_of)
                 return await save_response(response, final)
 
-        return await self.client.with_retries(attempt)
+        return await self.client.with_retries(attempt, paced=self.client.downloads_paced)
 
     def _fail(self, product_id: int, image_id: int | None, error: ExporterError) -> None:
         code = getattr(error, "code", type(error).__name__)
@@ -319,6 +326,13 @@ class _Pipeline:
         self.tally.fail(Failure(product_id, image_id, str(code), str(description)))
         what = f"product {product_id}" + (f" image {image_id}" if image_id is not None else "")
         log.warning("%s failed: %s", what, redact(str(error)))
+        if isinstance(error, TransientError):
+            self._transient_streak += 1
+            if self._transient_streak >= UNAVAILABLE_THRESHOLD:
+                raise PortalUnavailableError(
+                    f"{self._transient_streak} images in a row failed after every retry "
+                    f"(last: {error}); stopping — run again when the portal answers"
+                )
         if isinstance(error, AccessDeniedError):
             self._denied += 1
             if self._images_read == 0 and self._denied >= DENIED_EVERYWHERE_THRESHOLD:

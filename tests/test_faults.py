@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiofiles
+import anyio
 import pytest
 from aiohttp import web
 
-from exporter.pipeline import ExportJob
+from exporter.pipeline import UNAVAILABLE_THRESHOLD, ExportJob
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
 from .support import export_config, exported_files, sidecar_of, write_manifest
@@ -126,3 +128,39 @@ async def test_a_full_disk_stops_the_run_with_a_clear_message_and_no_half_file(
     assert exported_files(out) == []
     assert list(out.rglob("*.b24-partial")) == []
     assert (out / "report.json").exists()
+
+
+class InstantClock:
+    """A clock whose sleeps take no real time: backoff and pauses pass at once."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.slept = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.time += seconds
+        self.slept += seconds
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_an_unreachable_portal_stops_the_run_instead_of_failing_every_image(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rows = [(1 + i // 10, 1000 + i) for i in range(1000)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    config = export_config(f"http://127.0.0.1:{port}/rest/1/abcdef12/", manifest, tmp_path / "o")
+    clock = InstantClock()
+    result = await ExportJob(config, clock=clock).run()
+    assert result.exit_code == 1
+    assert result.aborted_by is not None
+    assert "in a row failed after every retry" in result.aborted_by
+    assert "CONNECT_FAILED" in result.aborted_by
+    assert result.report["counts"]["failed"] == UNAVAILABLE_THRESHOLD
+    assert result.report["requests"]["rest"] == 2 * 6  # two batches, six attempts each
+    assert clock.slept > 0  # it did back off between attempts

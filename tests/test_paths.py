@@ -30,6 +30,16 @@ def nobody(_path: Path) -> ImageRef | None:
     return None
 
 
+class NoEarlierPaths:
+    """An output folder no run has exported into yet."""
+
+    def path_of(self, ref: ImageRef) -> str | None:
+        return None
+
+    def paths(self) -> list[tuple[ImageRef, str]]:
+        return []
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -101,7 +111,7 @@ def test_empty_name_gets_a_placeholder_with_its_extension() -> None:
 
 
 def test_two_images_with_one_path_get_different_paths(tmp_path: Path) -> None:
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     wanted = PurePosixPath("1/same.jpg")
     first = registry.claim(ImageRef(1, 7), wanted, nobody)
     second = registry.claim(ImageRef(1, 8), wanted, nobody)
@@ -110,14 +120,30 @@ def test_two_images_with_one_path_get_different_paths(tmp_path: Path) -> None:
 
 
 def test_paths_differing_only_in_case_count_as_the_same(tmp_path: Path) -> None:
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     registry.claim(ImageRef(1, 7), PurePosixPath("1/Photo.jpg"), nobody)
     other = registry.claim(ImageRef(1, 8), PurePosixPath("1/photo.JPG"), nobody)
     assert other.name == "photo-2.JPG"
 
 
+def test_an_image_keeps_the_path_an_earlier_run_gave_it(tmp_path: Path) -> None:
+    class Earlier(NoEarlierPaths):
+        def path_of(self, ref: ImageRef) -> str | None:
+            return "1/old name.jpg" if ref == ImageRef(1, 7) else None
+
+        def paths(self) -> list[tuple[ImageRef, str]]:
+            return [(ImageRef(1, 7), "1/old name.jpg")]
+
+    registry = PathRegistry(tmp_path, Earlier())
+    assert registry.claim(ImageRef(1, 7), PurePosixPath("1/new.jpg"), nobody) == (
+        tmp_path / "1/old name.jpg"
+    )
+    other = registry.claim(ImageRef(1, 8), PurePosixPath("1/OLD NAME.jpg"), nobody)
+    assert other == tmp_path / "1/OLD NAME-2.jpg"
+
+
 def test_an_image_keeps_its_path_on_a_second_claim(tmp_path: Path) -> None:
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     first = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
     again = registry.claim(ImageRef(1, 7), PurePosixPath("1/renamed.jpg"), nobody)
     assert again == first
@@ -127,7 +153,7 @@ def test_a_file_exported_for_another_image_is_never_taken(tmp_path: Path) -> Non
     (tmp_path / "1").mkdir()
     (tmp_path / "1/a.jpg").write_bytes(b"theirs")
     (tmp_path / "1/a.jpg.json").write_text("{}")
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 99))
     assert path == tmp_path / "1/a-2.jpg"
 
@@ -136,13 +162,13 @@ def test_an_earlier_export_of_the_same_image_is_reused(tmp_path: Path) -> None:
     (tmp_path / "1").mkdir()
     (tmp_path / "1/a.jpg").write_bytes(b"mine")
     (tmp_path / "1/a.jpg.json").write_text("{}")
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 7))
     assert path == tmp_path / "1/a.jpg"
 
 
 def test_counter_suffix_keeps_long_names_within_the_limit(tmp_path: Path) -> None:
-    registry = PathRegistry(tmp_path)
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
     wanted = PurePosixPath(safe_part("x" * 400 + ".jpg"))
     registry.claim(ImageRef(1, 1), wanted, nobody)
     second = registry.claim(ImageRef(1, 2), wanted, nobody)
@@ -156,6 +182,6 @@ def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (root / "1").symlink_to(outside)
-    registry = PathRegistry(root)
+    registry = PathRegistry(root, NoEarlierPaths())
     with pytest.raises(ImageError, match="outside the output folder"):
         registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)

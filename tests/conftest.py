@@ -1,0 +1,33 @@
+"""Fixtures shared by the narrow client tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+
+class _SentRequest:
+    """Stands in for the request writer aiohttp ≥ 3.14 hands every response."""
+
+    output_size = 0
+
+
+class _MockedResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.x builds responses without the `stream_writer` aiohttp 3.14
+    requires (pnuckowski/aioresponses#289); supply one until it does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _SentRequest())
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """aioresponses, working with the installed aiohttp."""
+    monkeypatch.setattr("aioresponses.core.ClientResponse", _MockedResponse)
+    with aioresponses() as mocked:
+        yield mocked
