@@ -27,7 +27,8 @@ log = logging.getLogger("exporter.cli")
 EXIT_CODES = """\
 exit codes:
   0    every image is exported or was already done
-  1    the run finished, but some images failed (see the report)
+  1    some images failed, or the run stopped early (full disk, portal
+       unreachable); the report says which
   2    usage, configuration or manifest error: nothing was requested
   3    the portal refused the job as a whole (credentials, scope, plan, block)
   130  interrupted (SIGINT/SIGTERM); the report is still written
@@ -96,10 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  b24-image-exporter run --config config.yaml\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--config", type=Path, required=True, help="YAML configuration file")
-    run.add_argument("--manifest", type=Path, help="manifest (.csv/.yaml); overrides `manifest`")
-    run.add_argument("--output", type=Path, help="output folder; overrides `output.dir`")
-    run.add_argument("--report", type=Path, help="report path; overrides `report`")
+    run.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+    )
+    run.add_argument(
+        "--manifest", type=Path, metavar="FILE", help="manifest (.csv/.yaml); overrides manifest"
+    )
+    run.add_argument(
+        "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
+    )
+    run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
     run.set_defaults(handler=_run_command)
 
@@ -114,11 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  b24-image-exporter demo --images 500 --output /tmp/demo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--images", type=_positive, default=200, help="images (default: 200)")
+    demo.add_argument(
+        "--images", type=_positive, default=200, metavar="N", help="images (default: 200)"
+    )
     demo.add_argument(
         "--output",
         type=Path,
         default=Path("b24-demo-export"),
+        metavar="DIR",
         help="output folder (default: ./b24-demo-export)",
     )
     demo.set_defaults(handler=_demo_command)
@@ -134,19 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    simulate.add_argument("--port", type=int, default=0, help="port (default: any free one)")
-    simulate.add_argument(
-        "--rps", type=float, default=2.0, help="requests/s it allows, 0 = no limit (default: 2)"
+    option = simulate.add_argument
+    option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    option(
+        "--rps",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="requests/s allowed, 0 = no limit (default: 2)",
     )
-    simulate.add_argument(
-        "--burst", type=_positive, default=50, help="requests at once it allows (default: 50)"
-    )
-    simulate.add_argument("--products", type=_positive, default=100, help="(default: 100)")
-    simulate.add_argument("--images", type=_positive, default=500, help="(default: 500)")
-    simulate.add_argument("--seed", type=int, default=1, help="catalog seed (default: 1)")
-    simulate.add_argument(
-        "--manifest-out", type=Path, help="write a CSV manifest of the whole catalog here"
-    )
+    option("--burst", type=_positive, default=50, metavar="B", help="burst allowed (default: 50)")
+    option("--products", type=_positive, default=100, metavar="N", help="products (default: 100)")
+    option("--images", type=_positive, default=500, metavar="N", help="images (default: 500)")
+    option("--seed", type=int, default=1, help="seed of the generated catalog (default: 1)")
+    option("--manifest-out", type=Path, metavar="FILE", help="write a CSV manifest of every image")
     simulate.set_defaults(handler=_simulate_command)
     return parser
 
@@ -177,12 +188,18 @@ def _demo_command(args: argparse.Namespace) -> int:
     result = run_job(demo.run, lambda: demo.job.result if demo.job else None)
     if not args.quiet:
         print(summary(result))
-        if demo.figures is not None:
-            f = demo.figures
+        f = demo.figures
+        if f is not None and result.report["counts"]["exported"]:
             print(
                 f"portal limit {DEMO_RATE:g} req/s, burst {DEMO_BURST}: it served "
                 f"{f.requests} requests in {f.seconds:.1f}s ({f.requests / f.seconds:.1f} req/s) "
                 f"and refused {f.refused} with QUERY_LIMIT_EXCEEDED"
+            )
+        elif f is not None:
+            print(
+                f"the portal served {f.requests} request{'s' if f.requests != 1 else ''} "
+                f"and refused {f.refused}; "
+                "images already in the output folder cost none"
             )
         print(f"files: {args.output}")
     return result.exit_code

@@ -195,6 +195,7 @@ class PortalClient:
                 headers=self._download_headers,
                 timeout=self._download_timeout,
             ) as response:
+                log.debug("download → HTTP %d, %s bytes", response.status, response.content_length)
                 await self._check_download(response)
                 if self._downloads_share_limit:
                     self._limiter.on_success()
@@ -244,6 +245,7 @@ class PortalClient:
                 location = response.headers.get("Location", "")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise from_transport(exc) from None
+        log.debug("%s → HTTP %d, %d bytes", _describe(method, params), status, len(body))
         try:
             data = _decode(status, body, location)
         except ExpiredTokenError as exc:
@@ -280,6 +282,12 @@ class PortalClient:
         if remaining > 0:
             await self._clock.sleep(remaining)
         self._paused_until.pop(method, None)
+
+
+def _describe(method: str, params: Mapping[str, Any]) -> str:
+    """A request for the log: the method and, for a batch, how many commands."""
+    commands = params.get("cmd")
+    return f"{method} ({len(commands)} commands)" if isinstance(commands, dict) else method
 
 
 def _decode(status: int, body: bytes, location: str) -> dict[str, Any]:

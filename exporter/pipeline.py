@@ -105,7 +105,13 @@ class ExportJob:
         config = self.config
         if config.manifest is None:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
-        validate_manifest(config.manifest)
+        rows = validate_manifest(config.manifest)
+        log.info(
+            "exporting %d manifest rows from %s into %s",
+            rows,
+            config.portal.host,
+            config.output_dir,
+        )
         try:
             config.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import parse_config
 from exporter.errors import LockedError
 from exporter.index import STATE_DIR
 from exporter.lock import RunLock
 from exporter.pipeline import ExportJob
 from exporter.simulator import Catalog, PortalSettings
 
-from .support import export, export_config, exported_files, portal_for, sidecar_of, write_manifest
+from .support import (
+    export,
+    export_config,
+    exported_files,
+    portal_for,
+    raw_config,
+    sidecar_of,
+    write_manifest,
+)
 
 SIDECAR_KEYS = {"productImage", "file", "source", "exportedAt", "exporter"}
 IMAGE_KEYS = {"createTime", "detailUrl", "id", "name", "productId", "type"}
@@ -427,3 +436,29 @@ async def test_hostile_names_stay_inside_the_output_without_collisions(
     assert sorted(sidecar_of(f)["productImage"]["id"] for f in files) == sorted(ids)
     assert len({str(f).casefold() for f in files}) == len(files)
     assert not (tmp_path / "x.png").exists()
+
+
+async def test_an_oauth_app_exports_through_the_oauth_routes(tmp_path: Path) -> None:
+    catalog = catalog_of(4, 20)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    settings = PortalSettings(rps=None)
+    async with portal_for(catalog, settings) as portal:
+        oauth = {
+            "portal_url": portal.base_url,
+            "access_token": settings.access_token,
+            "refresh_token": "refresh-0000",
+            "client_id": "app.1",
+            "client_secret": "client-secret-0000",
+            "token_url": f"{portal.base_url}/oauth/token/",
+        }
+        raw = raw_config("unused", manifest, tmp_path / "out")
+        raw["portal"] = {"oauth": oauth}
+        config = parse_config(raw, base_dir=tmp_path, env={})
+        result = await ExportJob(config).run()
+        stats = portal.stats
+    assert result.exit_code == 0
+    assert result.report["counts"]["exported"] == 20
+    assert stats.by_method == {"batch": 1}
+    for file in exported_files(tmp_path / "out"):
+        assert file.read_bytes() == catalog.image_bytes(sidecar_of(file)["productImage"]["id"])
+        assert settings.access_token not in json.dumps(sidecar_of(file))
