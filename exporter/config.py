@@ -166,6 +166,8 @@ def parse_config(
         report_path = top.path("report", None)
     if layout is not None:
         reader.errors += _layout_problems(layout)
+    if portal is None and not reader.errors:
+        reader.errors.append("portal: no usable webhook_url or oauth")
     if reader.errors:
         lines = "\n".join(f"  {error}" for error in reader.errors)
         raise ConfigError(f"invalid configuration in {source}:\n{lines}")
@@ -217,7 +219,10 @@ def _read_portal(reader: _Reader, top: _Section) -> PortalConfig | None:
             _check_url(reader, "portal.oauth.token_url", oauth.token_url, insecure_ok, path_ok=True)
         return None if base is None else PortalConfig(base, None, oauth, timeout)
     if oauth_raw is None:
-        reader.errors.append("portal.webhook_url: required (or portal.oauth for an OAuth app)")
+        if not sec.has("webhook_url"):
+            reader.errors.append("portal.webhook_url: required (or portal.oauth for an OAuth app)")
+        elif webhook is not None or sec.is_blank("webhook_url"):
+            reader.errors.append("portal.webhook_url: must not be empty")
     return None
 
 
@@ -345,6 +350,15 @@ class _Section:
         for name in missing:
             self._error(key, f"environment variable {name} is not set")
         return None if missing else result
+
+    def has(self, key: str) -> bool:
+        """Whether the key is written in the file at all (even with an empty value)."""
+        return key in self._raw
+
+    def is_blank(self, key: str) -> bool:
+        """Whether the key is written with no value, before `${ENV}` substitution."""
+        value = self._raw.get(key)
+        return value is None or (isinstance(value, str) and not value.strip())
 
     def mapping(self, key: str, *, required: bool = False) -> Mapping[str, Any] | None:
         value = self._get(key)

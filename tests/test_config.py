@@ -228,3 +228,18 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_a_missing_env_variable_is_the_only_complaint_about_its_key() -> None:
+    message = problem_of({"portal": {"webhook_url": "${NOT_SET_ANYWHERE}"}})
+    assert message.count("portal.webhook_url") == 1
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_empty_webhook_url_is_named(value: str | None) -> None:
+    assert "portal.webhook_url: must not be empty" in problem_of({"portal": {"webhook_url": value}})
+
+
+def test_an_env_variable_that_is_set_but_empty_is_named() -> None:
+    message = problem_of({"portal": {"webhook_url": "${HOOK}"}}, env={"HOOK": ""})
+    assert "portal.webhook_url: must not be empty" in message
