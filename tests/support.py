@@ -11,11 +11,33 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from exporter.config import Config, parse_config
 from exporter.pipeline import ExportJob, ExportResult
 from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
 
 FAST = {"requests_per_second": 1000, "burst": 1000}
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps on it: no test waits for real time."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def slept(self) -> float:
+        return sum(self.sleeps)
 
 
 def write_manifest(path: Path, rows: Iterable[tuple[int, int | None]]) -> Path:

@@ -42,6 +42,8 @@ from exporter.errors import (
 )
 from exporter.ratelimit import TokenBucket
 
+from .support import FakeClock
+
 PORTAL = "https://example.bitrix24.com"
 WEBHOOK_CODE = "SECRETCODE"
 WEBHOOK = f"{PORTAL}/rest/1/{WEBHOOK_CODE}/"
@@ -84,22 +86,6 @@ SIGNED_DOWNLOAD = (
     "8jeG4p%2BO6LZSDNqaRR3XdTAM6jSSD4Gtye8zm6Q5Y14%3D"
 )
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 60 + b"\xff\xd9"
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
-        await anyio.lowlevel.checkpoint()
 
 
 def make_client(

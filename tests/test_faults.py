@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles
-import anyio
 import pytest
 from aiohttp import web
 
 from exporter.pipeline import UNAVAILABLE_THRESHOLD, ExportJob
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
-from .support import export_config, exported_files, sidecar_of, write_manifest
+from .support import FakeClock, export_config, exported_files, sidecar_of, write_manifest
 
 Handler = Any
 
@@ -130,22 +129,6 @@ async def test_a_full_disk_stops_the_run_with_a_clear_message_and_no_half_file(
     assert (out / "report.json").exists()
 
 
-class InstantClock:
-    """A clock whose sleeps take no real time: backoff and pauses pass at once."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-        self.slept = 0.0
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.time += seconds
-        self.slept += seconds
-        await anyio.lowlevel.checkpoint()
-
-
 async def test_an_unreachable_portal_stops_the_run_instead_of_failing_every_image(
     tmp_path: Path,
 ) -> None:
@@ -155,7 +138,7 @@ async def test_an_unreachable_portal_stops_the_run_instead_of_failing_every_imag
     rows = [(1 + i // 10, 1000 + i) for i in range(1000)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     config = export_config(f"http://127.0.0.1:{port}/rest/1/abcdef12/", manifest, tmp_path / "o")
-    clock = InstantClock()
+    clock = FakeClock()
     result = await ExportJob(config, clock=clock).run()
     assert result.exit_code == 1
     assert result.aborted_by is not None

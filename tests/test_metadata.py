@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
-import anyio
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
@@ -29,6 +28,8 @@ from exporter.metadata import (
     parse_image,
 )
 from exporter.ratelimit import TokenBucket
+
+from .support import FakeClock
 
 PORTAL = "https://example.bitrix24.com"
 WEBHOOK_CODE = "SECRETCODE"
@@ -72,20 +73,6 @@ def image(product_id: int, image_id: int) -> dict[str, Any]:
         "productId": product_id,
         "type": "MORE_PHOTO",
     }
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.time += seconds
-        await anyio.lowlevel.checkpoint()
 
 
 Answer = tuple[int, dict[str, Any]]  # HTTP status (for a call alone), body or error entry

@@ -9,21 +9,7 @@ import pytest
 
 from exporter.ratelimit import TokenBucket
 
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.time = 1000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
-        await anyio.lowlevel.checkpoint()
+from .support import FakeClock
 
 
 async def times_of(bucket: TokenBucket, clock: FakeClock, n: int) -> list[float]:
