@@ -139,13 +139,13 @@ class PortalClient:
                     await self._auth.refresh(stale)
                     stale = None
                 return await attempt()
-            except RateLimitedError:
+            except RateLimitedError as exc:
                 self.counts.rate_limited += 1
                 refusals += 1
                 if refusals > MAX_RATE_LIMITED_RETRIES:
                     raise
                 if paced:
-                    self._limiter.on_rate_limited()
+                    self._limiter.on_rate_limited(exc.sent_at)
                     log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
                 else:
                     await self._clock.sleep(self._backoff(refusals))
@@ -186,8 +186,7 @@ class PortalClient:
         portal refuses the link and `TransientError` for what may pass on a retry.
         Errors while the caller reads the body are mapped too.
         """
-        if self._downloads_share_limit:
-            await self._limiter.acquire()
+        sent_at = await self._limiter.acquire() if self._downloads_share_limit else None
         self.counts.download += 1
         try:
             async with self._session.get(
@@ -196,7 +195,11 @@ class PortalClient:
                 timeout=self._download_timeout,
             ) as response:
                 log.debug("download → HTTP %d, %s bytes", response.status, response.content_length)
-                await self._check_download(response)
+                try:
+                    await self._check_download(response)
+                except RateLimitedError as exc:
+                    exc.sent_at = sent_at
+                    raise
                 if self._downloads_share_limit:
                     self._limiter.on_success()
                 yield response
@@ -227,7 +230,7 @@ class PortalClient:
     ) -> dict[str, Any]:
         for name in methods:
             await self._wait_if_paused(name)
-        await self._limiter.acquire()
+        sent_at = await self._limiter.acquire()
         credentials = self._auth.params()
         self.counts.rest += 1
         if method == BATCH_METHOD:
@@ -250,6 +253,9 @@ class PortalClient:
             data = _decode(status, body, location)
         except ExpiredTokenError as exc:
             exc.stale_auth = credentials
+            raise
+        except RateLimitedError as exc:
+            exc.sent_at = sent_at
             raise
         except OperationTimeLimitError:
             for name in methods:

@@ -18,6 +18,7 @@ import anyio
 
 from exporter.config import parse_config
 from exporter.pipeline import ExportJob, ExportResult
+from exporter.ratelimit import MemoryStore
 from exporter.simulator import Catalog, PortalSettings, serve_portal
 
 DEMO_RATE = 20.0  # requests per second the demo portal allows
@@ -62,7 +63,8 @@ class Demo:
                     "rate_limit": {"requests_per_second": DEMO_RATE, "burst": DEMO_BURST},
                 }
                 config = parse_config(raw, base_dir=Path.cwd(), env={}, source="demo")
-                self.job = ExportJob(config)
+                # The simulated portal lives and dies with this process: no shared budget.
+                self.job = ExportJob(config, budget=MemoryStore())
                 began = time.monotonic()
                 result = await self.job.run()
                 stats = portal.stats

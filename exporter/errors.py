@@ -96,6 +96,8 @@ class TransportError(TransientError):
 class RateLimitedError(PortalError):
     """HTTP 503 `QUERY_LIMIT_EXCEEDED`: the portal's request bucket is full; slow down."""
 
+    sent_at: float | None = None  # when the refused request took its token
+
 
 class OperationTimeLimitError(PortalError):
     """HTTP 429 `OPERATION_TIME_LIMIT`: this method's time budget is spent until a reset."""

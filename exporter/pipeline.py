@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream as Receiver
 from anyio.streams.memory import MemoryObjectSendStream as Sender
 
 from exporter.auth import make_auth
+from exporter.budget import shared_store
 from exporter.client import PortalClient, RequestCounts
 from exporter.config import Config
 from exporter.download import save_response
@@ -48,7 +49,7 @@ from exporter.lock import RunLock
 from exporter.manifest import iter_manifest, validate_manifest
 from exporter.metadata import ImageRef, MetadataFetcher, ProductImage
 from exporter.paths import PathRegistry, render_layout
-from exporter.ratelimit import Clock, TokenBucket
+from exporter.ratelimit import BucketStore, Clock, TokenBucket
 from exporter.redact import redact
 from exporter.report import (
     EXIT_ABORTED,
@@ -89,11 +90,21 @@ class ExportResult:
 class ExportJob:
     """One run of the export over one manifest into one output folder."""
 
-    def __init__(self, config: Config, *, force: bool = False, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        force: bool = False,
+        clock: Clock | None = None,
+        budget: BucketStore | None = None,
+    ) -> None:
+        """`budget` holds the limiter's state; by default a file shared by every exporter
+        process on this machine that talks to the same portal."""
         self.config = config
         self.force = force
         self.result: ExportResult | None = None
         self._clock = clock
+        self._budget = budget
 
     async def run(self) -> ExportResult:
         """Validate, lock the output, export, write the report; returns how it ended.
@@ -167,7 +178,12 @@ class ExportJob:
             base_url=config.portal.base_url,
             auth=make_auth(config.portal, session),
             session=session,
-            limiter=TokenBucket(rate.requests_per_second, rate.burst, self._clock),
+            limiter=TokenBucket(
+                rate.requests_per_second,
+                rate.burst,
+                self._clock,
+                self._budget or shared_store(config.portal.host),
+            ),
             max_attempts=config.max_attempts,
             timeout_seconds=config.portal.timeout_seconds,
             downloads_share_limit=rate.downloads_share_limit,

@@ -1,21 +1,30 @@
-"""The client side of the portal's request budget: a token bucket that backs off on 503.
+"""The client side of the portal's request budget: a token bucket that adapts to 503s.
 
 The portal keeps a leaky bucket per portal and source IP: each request adds one, the
 level drains at the plan's rate, and above the threshold it answers 503
-`QUERY_LIMIT_EXCEEDED`. `TokenBucket` mirrors it: `burst` tokens to start, refilled at
-`rate` per second, one taken when a request is sent. A 503 means the portal's bucket is
-full whatever ours says, so ours is emptied and the rate halved; it climbs back by a
-small step with every request that succeeds, never above the configured rate.
+`QUERY_LIMIT_EXCEEDED`. `TokenBucket` mirrors it: `burst` tokens to start (less a
+small headroom for arrival jitter), refilled at `rate` per second, one taken when a
+request is sent. A 503 means the portal's bucket is full, whatever ours says, so ours
+is emptied and the rate halved (once per episode: 503s for requests sent before the
+slow-down say nothing new). Each success raises the rate by 1/100 of itself, never
+above the configured rate. With something else sharing the budget this settles into a
+slow sawtooth around what is left over, about one 503 per hundred requests, while the
+portal's bucket never drains idle.
+
+The state lives in a `BucketStore`: in memory, or in a file shared by every exporter
+process talking to the same portal from this machine (`exporter.budget`).
 
     bucket = TokenBucket(rate=2, burst=50)
-    await bucket.acquire()   # before every request to the portal
-    ...
-    bucket.on_success()      # or bucket.on_rate_limited() after a 503
+    sent_at = await bucket.acquire()   # before every request to the portal
+    bucket.on_success()                # or bucket.on_rate_limited(sent_at) after a 503
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
@@ -32,7 +41,7 @@ class Clock(Protocol):
 
 
 class MonotonicClock:
-    """The real clock."""
+    """The real clock (CLOCK_MONOTONIC: one timeline for every process on the machine)."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -41,74 +50,119 @@ class MonotonicClock:
         await anyio.sleep(seconds)
 
 
-class TokenBucket:
-    """Spaces requests: `burst` at once, then `rate` per second, slower after a 503."""
+@dataclass
+class BucketState:
+    """What the bucket knows, as numbers: enough to share it through a file."""
 
-    __slots__ = (
-        "_burst",
-        "_clock",
-        "_last",
-        "_lock",
-        "_max_rate",
-        "_min_rate",
-        "_rate",
-        "_step",
-        "_tokens",
-    )
+    tokens: float
+    updated: float  # clock time `tokens` was computed at
+    rate: float  # current refill rate, requests per second
+    slowed_at: float  # clock time of the last slow-down
+
+
+class BucketStore(Protocol):
+    """Where the state lives; `locked()` hands it out for one read-modify-write.
+
+    `fresh` is the state to start from when the store holds none yet.
+    """
+
+    def locked(self, fresh: BucketState) -> AbstractContextManager[BucketState]: ...
+
+
+class MemoryStore:
+    """State private to this process."""
+
+    def __init__(self) -> None:
+        self._state: BucketState | None = None
+
+    @contextmanager
+    def locked(self, fresh: BucketState) -> Iterator[BucketState]:
+        if self._state is None:
+            self._state = fresh
+        yield self._state
+
+
+def headroom(burst: int) -> int:
+    """Tokens kept back from the portal's burst, against requests arriving bunched."""
+    return 2 if burst > 10 else 0
+
+
+class TokenBucket:
+    """Spaces requests: a burst at once, then `rate` per second, slower after a 503."""
+
+    __slots__ = ("_capacity", "_clock", "_lock", "_max_rate", "_min_rate", "_store")
 
     DECREASE = 0.5  # rate multiplier on a 503
-    RECOVERY_REQUESTS = 50  # successes to climb from the floor back to the full rate
+    INCREASE = 0.01  # rate grows by this fraction of itself with each success
+    FLOOR = 1 / 20  # the rate never drops below this fraction of the configured one
 
-    def __init__(self, rate: float, burst: int, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Clock | None = None,
+        store: BucketStore | None = None,
+    ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst ≥ 1")
         self._clock: Clock = clock or MonotonicClock()
         self._max_rate = rate
-        self._min_rate = rate / 20
-        self._step = (rate - self._min_rate) / self.RECOVERY_REQUESTS
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._last = self._clock.now()
+        self._min_rate = rate * self.FLOOR
+        self._capacity = float(max(1, burst - headroom(burst)))
+        self._store: BucketStore = store or MemoryStore()
         self._lock = anyio.Lock()
 
     @property
     def rate(self) -> float:
         """The current refill rate in requests per second."""
-        return self._rate
+        with self._state() as state:
+            return state.rate
 
     @property
     def tokens(self) -> float:
         """Tokens available now."""
-        self._refill()
-        return self._tokens
+        with self._state() as state:
+            return state.tokens
 
-    def _refill(self) -> None:
+    @contextmanager
+    def _state(self) -> Iterator[BucketState]:
+        """The state, refilled up to now, for one read-modify-write."""
         now = self._clock.now()
-        elapsed = max(0.0, now - self._last)
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        self._last = now
+        fresh = BucketState(self._capacity, now, self._max_rate, float("-inf"))
+        with self._store.locked(fresh) as state:
+            if state.updated > now:  # a clock that went back (a reboot): start afresh
+                state.tokens, state.updated = self._capacity, now
+            rate = min(state.rate, self._max_rate)
+            state.tokens = min(self._capacity, state.tokens + (now - state.updated) * rate)
+            state.updated = now
+            yield state
 
-    async def acquire(self) -> None:
-        """Wait for a token and take it; waiters are served in arrival order."""
+    async def acquire(self) -> float:
+        """Wait for a token and take it; returns the time it was taken (the send time).
+
+        Waiters of this process are served in arrival order.
+        """
         async with self._lock:
             while True:
-                self._refill()
-                # The tolerance absorbs float rounding, which could otherwise leave a
-                # waiter sleeping for ever-smaller fractions of a nanosecond.
-                if self._tokens >= 1.0 - _EPSILON:
-                    self._tokens -= 1.0
-                    return
-                await self._clock.sleep((1.0 - self._tokens) / self._rate)
+                with self._state() as state:
+                    # The tolerance absorbs float rounding, which could otherwise leave
+                    # a waiter sleeping for ever-smaller fractions of a nanosecond.
+                    if state.tokens >= 1.0 - _EPSILON:
+                        state.tokens -= 1.0
+                        return state.updated
+                    wait = (1.0 - state.tokens) / min(state.rate, self._max_rate)
+                await self._clock.sleep(wait)
 
-    def on_rate_limited(self) -> None:
-        """The portal answered `QUERY_LIMIT_EXCEEDED`: its bucket is full, slow down."""
-        self._refill()
-        self._tokens = 0.0
-        self._rate = max(self._min_rate, self._rate * self.DECREASE)
+    def on_rate_limited(self, sent_at: float | None = None) -> None:
+        """The portal answered `QUERY_LIMIT_EXCEEDED` to a request sent at `sent_at`."""
+        with self._state() as state:
+            state.tokens = min(state.tokens, 0.0)
+            if sent_at is None or sent_at >= state.slowed_at:
+                state.rate = max(self._min_rate, min(state.rate, self._max_rate) * self.DECREASE)
+                state.slowed_at = state.updated
 
     def on_success(self) -> None:
         """A request went through: move the rate back towards the configured one."""
-        if self._rate < self._max_rate:
-            self._refill()
-            self._rate = min(self._max_rate, self._rate + self._step)
+        with self._state() as state:
+            if state.rate < self._max_rate:
+                state.rate = min(self._max_rate, state.rate * (1 + self.INCREASE))

@@ -1,4 +1,4 @@
-"""Fixtures shared by the narrow client tests."""
+"""Fixtures for every test: a private cache folder, and aioresponses that works."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ class _MockedResponse(aiohttp.ClientResponse):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", _SentRequest())
         super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets its own cache folder, so shared request budgets never leak between tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

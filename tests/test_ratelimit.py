@@ -71,7 +71,7 @@ async def test_successes_climb_back_to_the_configured_rate_and_no_further() -> N
     bucket = TokenBucket(rate=2, burst=1, clock=FakeClock())
     bucket.on_rate_limited()
     assert bucket.rate < 2
-    for _ in range(TokenBucket.RECOVERY_REQUESTS * 2):
+    for _ in range(500):
         bucket.on_success()
     assert bucket.rate == pytest.approx(2.0)
 
@@ -81,7 +81,32 @@ async def test_recovery_is_gradual_not_a_jump() -> None:
     bucket.on_rate_limited()
     halved = bucket.rate
     bucket.on_success()
-    assert halved < bucket.rate < 2.0
+    assert bucket.rate == pytest.approx(halved * 1.01)
+
+
+async def test_a_503_for_a_request_sent_before_the_slow_down_does_not_slow_again() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=8, burst=20, clock=clock)
+    early = [await bucket.acquire() for _ in range(3)]  # three requests in flight
+    clock.time += 0.01
+    for sent_at in early:  # all three come back 503
+        bucket.on_rate_limited(sent_at)
+    assert bucket.rate == pytest.approx(4.0)  # one slow-down for the episode
+    late = await bucket.acquire()
+    bucket.on_rate_limited(late)  # a request sent after the slow-down: a new episode
+    assert bucket.rate == pytest.approx(2.0)
+
+
+async def test_acquire_returns_the_time_the_token_was_taken() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert await bucket.acquire() == 1000.0
+    assert await bucket.acquire() == pytest.approx(1001.0)
+
+
+def test_a_large_burst_keeps_a_little_headroom_for_jitter() -> None:
+    assert TokenBucket(rate=2, burst=50, clock=FakeClock()).tokens == 48.0
+    assert TokenBucket(rate=2, burst=5, clock=FakeClock()).tokens == 5.0
 
 
 async def test_waiters_are_served_in_arrival_order() -> None:

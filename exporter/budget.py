@@ -1,0 +1,85 @@
+"""One request budget for every exporter process on this machine that talks to one portal.
+
+The portal counts requests per portal and source IP, so a nightly backup and an ad-hoc
+migration running side by side share one limit. Each keeps its token bucket's state in
+the same small file under the user's cache folder, read and written under an `flock`
+for each request, so together they stay under the limit. The file also outlives a run:
+a run started right after another one does not spend a burst the portal has not yet
+drained.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from exporter.ratelimit import BucketState, BucketStore, MemoryStore
+
+log = logging.getLogger(__name__)
+
+APP_DIR = "b24-image-exporter"
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/b24-image-exporter`, else `~/.cache/b24-image-exporter`."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / APP_DIR
+
+
+class FileStore:
+    """Bucket state in a JSON file, locked for each read-modify-write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def locked(self, fresh: BucketState) -> Iterator[BucketState]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds by any other process
+            state = _decode(os.pread(fd, 4096, 0)) or fresh
+            yield state
+            data = json.dumps(asdict(state)).encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def shared_store(portal_host: str) -> BucketStore:
+    """The store for `portal_host`: a shared file, or memory when no file can be made."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", portal_host)
+    path = cache_dir() / f"ratelimit-{safe}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        log.warning(
+            "cannot share the request budget through %s (%s); "
+            "other exporter processes on this machine will not be accounted for",
+            path,
+            exc.strerror,
+        )
+        return MemoryStore()
+    return FileStore(path)
+
+
+def _decode(data: bytes) -> BucketState | None:
+    try:
+        raw = json.loads(data)
+        state = BucketState(
+            tokens=float(raw["tokens"]),
+            updated=float(raw["updated"]),
+            rate=float(raw["rate"]),
+            slowed_at=float(raw["slowed_at"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # empty (new) or damaged: start from a fresh state
+    return state if state.rate > 0 else None
