@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from exporter.errors import (
     from_transport,
     unexpected_answer,
 )
+from exporter.operating import OperatingBudget
 from exporter.ratelimit import Clock, MonotonicClock, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,6 @@ USER_AGENT = f"b24-image-exporter/{__version__}"
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 MAX_RATE_LIMITED_RETRIES = 100  # 503s for one request before the run gives up on it
-DEFAULT_OPERATING_PAUSE = 60.0  # when a 429 comes before any reset time was announced
-MAX_OPERATING_PAUSE = 600.0  # the portal's window is ten minutes
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
@@ -101,8 +99,7 @@ class PortalClient:
             "Accept-Encoding": "identity",  # the bytes as stored, to match Content-Length
             "Referer": f"{base_url}/",
         }
-        self._reset_at: dict[str, float] = {}  # method → unix time its budget frees up
-        self._paused_until: dict[str, float] = {}  # method → clock time it may run again
+        self.operating = OperatingBudget(self._clock)
 
     async def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call one method; returns the whole answer (`result`, `total`, `time`, …)."""
@@ -118,10 +115,10 @@ class PortalClient:
         by_key = {call.key: call.method for call in calls}
         for key, block in answer.times.items():
             if key in by_key:
-                self._note_reset(by_key[key], block)
+                self.operating.answered(by_key[key], block)
         for key, outcome in answer.outcomes.items():
             if isinstance(outcome, OperationTimeLimitError):
-                self._pause(by_key[key])
+                self.operating.refused(by_key[key])
         return answer
 
     async def with_retries(self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
@@ -229,7 +226,7 @@ class PortalClient:
         self, method: str, params: dict[str, Any], methods: Sequence[str]
     ) -> dict[str, Any]:
         for name in methods:
-            await self._wait_if_paused(name)
+            await self.operating.wait(name)
         sent_at = await self._limiter.acquire()
         credentials = self._auth.params()
         self.counts.rest += 1
@@ -259,35 +256,12 @@ class PortalClient:
             raise
         except OperationTimeLimitError:
             for name in methods:
-                self._pause(name)
+                self.operating.refused(name)
             raise
         self._limiter.on_success()
         if isinstance(data.get("time"), dict) and method != BATCH_METHOD:
-            self._note_reset(method, data["time"])
+            self.operating.answered(method, data["time"])
         return data
-
-    def _note_reset(self, method: str, time_block: Mapping[str, Any]) -> None:
-        reset = time_block.get("operating_reset_at")
-        if isinstance(reset, int | float) and not isinstance(reset, bool):
-            self._reset_at[method] = float(reset)
-
-    def _pause(self, method: str) -> None:
-        """Stop calling `method` until its operating budget resets."""
-        wait = self._reset_at.get(method, 0.0) - time.time()
-        if wait <= 0:
-            wait = DEFAULT_OPERATING_PAUSE
-        until = self._clock.now() + min(wait, MAX_OPERATING_PAUSE)
-        self._paused_until[method] = max(self._paused_until.get(method, 0.0), until)
-        log.warning("%s is over the portal's operating time limit; pausing it %.0fs", method, wait)
-
-    async def _wait_if_paused(self, method: str) -> None:
-        until = self._paused_until.get(method)
-        if until is None:
-            return
-        remaining = until - self._clock.now()
-        if remaining > 0:
-            await self._clock.sleep(remaining)
-        self._paused_until.pop(method, None)
 
 
 def _describe(method: str, params: Mapping[str, Any]) -> str:

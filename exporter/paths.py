@@ -109,7 +109,7 @@ class PathRegistry:
         self.root = root
         self._resolved_root = root.resolve()
         self._known = known
-        self._path_of: dict[ImageRef, PurePosixPath] = {}
+        self._path_of: dict[ImageRef, str] = {}  # plain strings: 100,000 of them add up
         # Who holds which path, case-folded; built at the first claim, so a run with
         # nothing to download never pays for it.
         self._owner: dict[str, ImageRef] | None = None
@@ -127,10 +127,8 @@ class PathRegistry:
         export a file is, from its sidecar).
         """
         owners = self._owners()
-        relative = self._path_of.get(ref)
-        if relative is None:
-            earlier = self._known.path_of(ref)
-            relative = PurePosixPath(earlier) if earlier is not None else None
+        given = self._path_of.get(ref) or self._known.path_of(ref)
+        relative = PurePosixPath(given) if given is not None else None
         if relative is None:
             n = 1
             relative = wanted
@@ -138,7 +136,7 @@ class PathRegistry:
                 n += 1
                 relative = with_counter(wanted, n)
         owners[str(relative).casefold()] = ref
-        self._path_of[ref] = relative
+        self._path_of[ref] = str(relative)
         return self._inside_root(relative)
 
     def _owners(self) -> dict[str, ImageRef]:

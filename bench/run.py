@@ -1,0 +1,518 @@
+"""Benchmarks of b24-image-exporter against its simulated portal. Prints figures, asserts nothing.
+
+    python bench/run.py rate --images 2000 --rps 20 --burst 50
+    python bench/run.py rate --images 2000 --rps 20 --burst 50 --competitor 0.3
+    python bench/run.py rate --images 2000 --rps 20 --burst 50 --processes 2
+    python bench/run.py rate --images 500 --rps 20 --operating-cost 0.05 \\
+        --operating-limit 5 --operating-window 10
+    python bench/run.py rate --images 100000 --size 200-400 --rps 0 --no-baseline
+    python bench/run.py throughput --images 200 --size 5M --parallel 8
+
+`rate` starts the simulated portal with the given limit, runs the exporter against it
+(as a separate process, so its wall time and peak memory are its own) and, in the same
+run, a naive client (one `get` per image, one request at a time, no batch), and prints
+one row for each, compared with the ideal: the time the portal's limit allows for the
+requests the job strictly needs. `throughput` leaves downloads out of the portal's
+limit and compares download throughput with curl fetching the same links with the same
+parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
+
+BATCH = 50
+UNLIMITED = {"requests_per_second": 100_000, "burst": 100_000}
+
+
+# The simulated portal, served from a thread of this process.
+
+
+@contextmanager
+def portal_thread(catalog: Catalog, settings: PortalSettings) -> Iterator[RunningPortal]:
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with serve_portal(catalog, settings) as portal:
+            box["portal"], box["loop"], box["stop"] = (
+                portal,
+                asyncio.get_running_loop(),
+                asyncio.Event(),
+            )
+            ready.set()
+            await box["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("the simulated portal did not start")
+    try:
+        yield box["portal"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+
+
+def stats_of(portal: RunningPortal) -> dict[str, Any]:
+    return json.loads(json.dumps(portal.stats.as_dict()))
+
+
+def delta(after: dict[str, Any], before: dict[str, Any], key: str) -> int:
+    value = after.get(key, 0)
+    if isinstance(value, dict):
+        return int(sum(value.values()) - sum(before.get(key, {}).values()))
+    return int(value - before.get(key, 0))
+
+
+# Processes, timed, with their peak memory.
+
+
+@dataclass
+class Finished:
+    wall: float
+    rss_mb: float
+    exit_code: int
+
+
+def run_processes(commands: list[list[str]], env: dict[str, str]) -> list[Finished]:
+    start = time.monotonic()
+    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    done: dict[int, Finished] = {}
+    while len(done) < len(procs):
+        pid, status, usage = os.wait4(-1, 0)
+        for index, proc in enumerate(procs):
+            if proc.pid == pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                done[index] = Finished(
+                    time.monotonic() - start, usage.ru_maxrss / 1024, proc.returncode
+                )
+    return [done[i] for i in range(len(procs))]
+
+
+def exporter_command(config: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "exporter",
+        "-q",
+        "--log-format",
+        "json",
+        "run",
+        "--config",
+        str(config),
+    ]
+
+
+def write_config(
+    path: Path,
+    portal: RunningPortal,
+    manifest: Path,
+    out: Path,
+    args: argparse.Namespace,
+    share_downloads: bool,
+) -> Path:
+    limit = (
+        {"requests_per_second": args.rps, "burst": args.burst} if args.rps > 0 else dict(UNLIMITED)
+    )
+    raw = {
+        "portal": {"webhook_url": portal.webhook_url},
+        "manifest": str(manifest),
+        "output": {"dir": str(out)},
+        "rate_limit": {**limit, "downloads_share_limit": share_downloads},
+        "concurrency": {"downloads": args.concurrency},
+    }
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def write_manifest(path: Path, pairs: list[tuple[int, int]]) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        out.write("productId,id\n")
+        out.writelines(f"{p},{i}\n" for p, i in pairs)
+    return path
+
+
+# The table.
+
+
+@dataclass
+class Row:
+    label: str
+    images: int
+    wall: float
+    ideal: float | None
+    rest: int
+    batches: int
+    commands: int
+    refused_503: int
+    refused_429: int
+    download_bytes: int
+    rss_mb: float
+    exit_codes: str
+
+    def cells(self) -> list[str]:
+        eff = f"{self.ideal / self.wall:.3f}" if self.ideal and self.wall else "-"
+        fill = f"{self.commands / self.batches:.1f}" if self.batches else "-"
+        return [
+            self.label,
+            str(self.images),
+            f"{self.wall:.1f}",
+            f"{self.ideal:.1f}" if self.ideal is not None else "-",
+            eff,
+            f"{self.rest / self.images:.3f}" if self.images else "-",
+            fill,
+            str(self.refused_503),
+            str(self.refused_429),
+            f"{self.download_bytes / 1e6 / self.wall:.1f}" if self.wall else "-",
+            f"{self.rss_mb:.0f}",
+            self.exit_codes,
+        ]
+
+
+HEADERS = [
+    "run",
+    "images",
+    "wall s",
+    "ideal s",
+    "efficiency",
+    "REST/image",
+    "batch fill",
+    "503s",
+    "429s",
+    "MB/s",
+    "peak RSS MB",
+    "exit",
+]
+
+
+def print_table(rows: list[Row], notes: list[str]) -> None:
+    table = [HEADERS, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    for n, line in enumerate(table):
+        print(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for note in notes:
+        print(note)
+
+
+def ideal_seconds(args: argparse.Namespace, images: int, counted: bool) -> float | None:
+    """What the portal's limit allows for the requests the job strictly needs."""
+    if args.rps <= 0:
+        return None
+    needed = math.ceil(images / BATCH) + (images if counted else 0)
+    available = args.rps * (1 - args.competitor)
+    return max(0.0, needed - args.burst) / available
+
+
+# The rate benchmark.
+
+
+def size_range(text: str) -> tuple[int, int]:
+    def one(part: str) -> int:
+        units = {"k": 1_000, "K": 1_024, "m": 1_000_000, "M": 1_048_576, "G": 1_073_741_824}
+        return int(float(part[:-1]) * units[part[-1]]) if part[-1] in units else int(part)
+
+    low, _, high = text.partition("-")
+    return one(low), one(high or low)
+
+
+def portal_settings(args: argparse.Namespace, count_downloads: bool) -> PortalSettings:
+    extra: dict[str, Any] = {}
+    if args.competitor:
+        extra["competitor_share"] = args.competitor
+    if args.operating_cost:
+        extra.update(
+            operating_cost=args.operating_cost,
+            operating_limit=args.operating_limit,
+            operating_window=args.operating_window,
+        )
+    return PortalSettings(
+        rps=args.rps if args.rps > 0 else None,
+        burst=args.burst,
+        count_downloads=count_downloads,
+        **extra,
+    )
+
+
+def bench_rate(args: argparse.Namespace) -> None:
+    lo, hi = size_range(args.size)
+    catalog = Catalog.generate(
+        products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
+    )
+    counted = not args.downloads_uncounted
+    pairs = catalog.pairs()
+    rows: list[Row] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
+        with portal_thread(catalog, portal_settings(args, counted)) as portal:
+            # The exporter, as one process or several sharing the portal.
+            parts = [pairs[i :: args.processes] for i in range(args.processes)]
+            commands = []
+            for n, part in enumerate(parts):
+                manifest = write_manifest(scratch / f"m{n}.csv", part)
+                config = write_config(
+                    scratch / f"c{n}.yaml",
+                    portal,
+                    manifest,
+                    scratch / f"out{n}",
+                    args,
+                    share_downloads=counted,
+                )
+                commands.append(exporter_command(config))
+            before = stats_of(portal)
+            finished = run_processes(commands, env)
+            after = stats_of(portal)
+            label = "exporter" if args.processes == 1 else f"exporter x{args.processes}"
+            rows.append(row_from(label, len(pairs), finished, before, after, args, counted))
+            failed = sum(
+                count_failures(scratch / f"out{n}" / "report.json") for n in range(len(parts))
+            )
+            notes.append(
+                f"exporter: {failed} images failed; "
+                f"competitor sent {delta(after, before, 'competitor_requests')} requests"
+            )
+            if not args.no_baseline:
+                time.sleep(args.burst / args.rps if args.rps > 0 else 0)  # let the bucket drain
+                manifest = scratch / "m0.csv"
+                before = stats_of(portal)
+                naive = [
+                    sys.executable,
+                    __file__,
+                    "_naive",
+                    portal.webhook_url,
+                    str(manifest),
+                    str(scratch / "naive"),
+                    str(args.rps),
+                ]
+                finished = run_processes([naive], env)
+                after = stats_of(portal)
+                rows.append(
+                    row_from("naive baseline", len(pairs), finished, before, after, args, counted)
+                )
+    print_table(rows, notes)
+
+
+def row_from(
+    label: str,
+    images: int,
+    finished: list[Finished],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    args: argparse.Namespace,
+    counted: bool,
+) -> Row:
+    return Row(
+        label=label,
+        images=images,
+        wall=max(f.wall for f in finished),
+        ideal=ideal_seconds(args, images, counted),
+        rest=delta(after, before, "rest_requests"),
+        batches=delta(after, before, "batches"),
+        commands=delta(after, before, "commands"),
+        refused_503=delta(after, before, "rate_limited"),
+        refused_429=delta(after, before, "operation_limited"),
+        download_bytes=delta(after, before, "download_bytes"),
+        rss_mb=max(f.rss_mb for f in finished),
+        exit_codes=",".join(str(f.exit_code) for f in finished),
+    )
+
+
+def count_failures(report: Path) -> int:
+    try:
+        return int(json.loads(report.read_text())["counts"]["failed"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+# The naive client: what a first script would do.
+
+
+async def naive_client(webhook: str, manifest: Path, out: Path, rps: float) -> None:
+    import aiohttp
+
+    out.mkdir(parents=True, exist_ok=True)
+    interval = 1 / rps if rps > 0 else 0.0
+    headers = {"User-Agent": "naive-script/1.0", "Referer": webhook.split("/rest/")[0] + "/"}
+    next_slot = time.monotonic()
+
+    async def polite() -> None:
+        nonlocal next_slot
+        now = time.monotonic()
+        if now < next_slot:
+            await asyncio.sleep(next_slot - now)
+        next_slot = max(now, next_slot) + interval
+
+    async with aiohttp.ClientSession() as session:
+        rows = manifest.read_text().splitlines()[1:]
+        for row in rows:
+            product_id, image_id = row.split(",")
+            while True:
+                await polite()
+                async with session.post(
+                    f"{webhook}catalog.productImage.get",
+                    json={"productId": int(product_id), "id": int(image_id)},
+                ) as answer:
+                    if answer.status == 503:
+                        await asyncio.sleep(1)
+                        continue
+                    url = (await answer.json())["result"]["productImage"]["downloadUrl"]
+                    break
+            while True:
+                await polite()
+                async with session.get(url, headers=headers) as answer:
+                    if answer.status == 503:
+                        await asyncio.sleep(1)
+                        continue
+                    (out / image_id).write_bytes(await answer.read())
+                    break
+
+
+# The throughput benchmark.
+
+
+async def download_urls(webhook: str, pairs: list[tuple[int, int]]) -> list[str]:
+    import aiohttp
+
+    urls: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        for start in range(0, len(pairs), BATCH):
+            chunk = pairs[start : start + BATCH]
+            cmd = {f"p{p}_i{i}": f"catalog.productImage.get?productId={p}&id={i}" for p, i in chunk}
+            async with session.post(f"{webhook}batch", json={"halt": 0, "cmd": cmd}) as answer:
+                result = (await answer.json())["result"]["result"]
+            urls += [result[key]["productImage"]["downloadUrl"] for key in cmd]
+    return urls
+
+
+def bench_throughput(args: argparse.Namespace) -> None:
+    lo, hi = size_range(args.size)
+    catalog = Catalog.generate(
+        products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
+    )
+    settings = PortalSettings(rps=20, burst=50, count_downloads=False)
+    total = sum(catalog.image(i).size for _, i in catalog.pairs())
+    with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
+        with portal_thread(catalog, settings) as portal:
+            args.rps, args.burst, args.concurrency = 20, 50, args.parallel
+            manifest = write_manifest(scratch / "m.csv", catalog.pairs())
+            config = write_config(
+                scratch / "c.yaml", portal, manifest, scratch / "out", args, False
+            )
+            [exported] = run_processes([exporter_command(config)], env)
+            urls = asyncio.run(download_urls(portal.webhook_url, catalog.pairs()))
+            referer = portal.base_url + "/"
+            curl_config = scratch / "curl.txt"
+            (scratch / "curl").mkdir()
+            with curl_config.open("w") as out:
+                for n, url in enumerate(urls):
+                    out.write(f'url = "{url}"\noutput = "{scratch / "curl" / str(n)}"\n')
+            curl = [
+                "curl",
+                "--silent",
+                "--show-error",
+                "--fail",
+                "--parallel",
+                "--parallel-max",
+                str(args.parallel),
+                "-H",
+                "User-Agent: curl-bench/1.0",
+                "-H",
+                f"Referer: {referer}",
+                "--config",
+                str(curl_config),
+            ]
+            [fetched] = run_processes([curl], env)
+    mb = total / 1e6
+    ours, theirs = mb / exported.wall, mb / fetched.wall
+    print(
+        f"{args.images} images, {mb:.0f} MB, {args.parallel} parallel, downloads outside the limit"
+    )
+    print(
+        f"  exporter: {exported.wall:6.2f} s  {ours:7.1f} MB/s  "
+        f"peak RSS {exported.rss_mb:.0f} MB  exit {exported.exit_code}"
+    )
+    print(f"  curl:     {fetched.wall:6.2f} s  {theirs:7.1f} MB/s  exit {fetched.exit_code}")
+    print(f"  exporter / curl throughput: {ours / theirs:.2f}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_naive":
+        webhook, manifest, out, rps = sys.argv[2:6]
+        asyncio.run(naive_client(webhook, Path(manifest), Path(out), float(rps)))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    modes = parser.add_subparsers(dest="mode", required=True)
+    rate = modes.add_parser(
+        "rate", help="the exporter against the rate limit, and a naive baseline"
+    )
+    rate.add_argument("--images", type=int, default=2000)
+    rate.add_argument(
+        "--size", default="2k-20k", help="image sizes, e.g. 2k-20k, 5M, 1G (default 2k-20k)"
+    )
+    rate.add_argument("--rps", type=float, default=20.0, help="portal limit; 0 = none (default 20)")
+    rate.add_argument("--burst", type=int, default=50)
+    rate.add_argument(
+        "--downloads-uncounted", action="store_true", help="downloads outside the limit"
+    )
+    rate.add_argument(
+        "--competitor", type=float, default=0.0, help="share of the budget another client takes"
+    )
+    rate.add_argument(
+        "--processes", type=int, default=1, help="exporter processes sharing the portal"
+    )
+    rate.add_argument(
+        "--operating-cost", type=float, default=0.0, help="seconds charged per command"
+    )
+    rate.add_argument("--operating-limit", type=float, default=480.0)
+    rate.add_argument("--operating-window", type=float, default=600.0)
+    rate.add_argument("--concurrency", type=int, default=8)
+    rate.add_argument("--seed", type=int, default=1)
+    rate.add_argument("--no-baseline", action="store_true")
+    rate.set_defaults(run=bench_rate)
+    thr = modes.add_parser(
+        "throughput", help="download throughput against curl, downloads uncounted"
+    )
+    thr.add_argument("--images", type=int, default=200)
+    thr.add_argument("--size", default="5M")
+    thr.add_argument("--parallel", type=int, default=8)
+    thr.add_argument("--seed", type=int, default=1)
+    thr.set_defaults(run=bench_throughput, competitor=0.0, operating_cost=0.0)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
