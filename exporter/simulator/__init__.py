@@ -1,4 +1,4 @@
-"""A simulated Bitrix24 portal (catalog images, batch, signed downloads, rate limit).
+"""A simulated Bitrix24 portal: catalog images, batch, signed downloads, limits, faults, OAuth.
 
 Built from the Bitrix24 reference alone and independent of the exporter's client code,
 so the two sides check each other. Backs the ``demo`` and ``simulate`` commands and
@@ -8,6 +8,7 @@ the integration tests.
 from .app import SimulatedPortal
 from .bucket import LeakyBucket
 from .catalog import Catalog, SimImage
+from .faults import FaultSettings
 from .png import MIN_PNG_SIZE
 from .server import RunningPortal, serve_portal
 from .settings import PortalSettings
@@ -16,6 +17,7 @@ from .stats import Stats
 __all__ = [
     "MIN_PNG_SIZE",
     "Catalog",
+    "FaultSettings",
     "LeakyBucket",
     "PortalSettings",
     "RunningPortal",

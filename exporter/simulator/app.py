@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -16,24 +18,36 @@ from .bucket import LeakyBucket
 from .catalog import Catalog
 from .context import CallContext, MethodResult
 from .download import serve_download
+from .injector import REST_FAULTS, FaultInjector, rest_key
 from .links import DownloadLinks
 from .methods import BATCH, DOWNLOAD, canonical_name, find_method
+from .operating import OperatingBudget, OperatingUsage
 from .params import read_params
 from .settings import PortalSettings
 from .stats import Stats
-from .wire import error_response, json_response, time_block
+from .token_endpoint import serve_token_request
+from .tokens import OAuthTokens
+from .wire import error_response, html_error_page, json_response, time_block
 
 STATS_PATH = "/_simulator/stats"
+TOKEN_PATH = "/oauth/token/"
+"""The OAuth server's token endpoint (oauth.bitrix.info on the real service)."""
+_OUTSIDE_THE_PORTAL = frozenset({STATS_PATH, TOKEN_PATH, TOKEN_PATH.rstrip("/")})
+_CREDENTIALS = ("access_token", "refresh_token", "client_id", "client_secret")
+
+Sleep = Callable[[float], Awaitable[None]]
+"""``asyncio.sleep`` or a stand-in that moves a fake clock."""
 
 Authenticate = Callable[[dict[str, Any]], Caller]
-"""Checks a request's credentials (given its params); raises NO_AUTH_FOUND."""
+"""Checks a request's credentials (given its params); raises NO_AUTH_FOUND or expired_token."""
 
 
 class SimulatedPortal:
     """Routes, REST methods, batch and downloads over one catalog, with live ``stats``.
 
     ``settings`` may be replaced between requests (e.g. ``dataclasses.replace``); a new
-    rps/burst starts a fresh leaky bucket, a new secret invalidates issued links.
+    rps/burst starts a fresh leaky bucket, a new secret invalidates issued links, new
+    OAuth credentials restart the token pair, new faults restart their counting.
     """
 
     def __init__(
@@ -41,13 +55,21 @@ class SimulatedPortal:
         catalog: Catalog,
         settings: PortalSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.catalog = catalog
         self.stats = Stats()
-        self._clock = clock
+        self.clock = clock
+        """The portal's time source (seconds); every limit and expiry runs on it."""
+        self.sleep = sleep
+        """How the portal waits (slow answers, the competitor); injectable for tests."""
         self._settings = settings if settings is not None else PortalSettings()
         self._bucket = self._new_bucket()
-        self.links = DownloadLinks(self._settings.secret)
+        self._budget = OperatingBudget(self._settings.operating_window, clock)
+        self.links = DownloadLinks(self._settings.secret, clock)
+        self.tokens = OAuthTokens(self._settings, clock)
+        """The OAuth application's live token pair."""
+        self.faults = FaultInjector(self._settings.faults, self.stats.faults)
         self.app = self._build_app()
 
     @property
@@ -61,7 +83,23 @@ class SimulatedPortal:
         if (old.rps, old.burst) != (settings.rps, settings.burst):
             self._bucket = self._new_bucket()
         if old.secret != settings.secret:
-            self.links = DownloadLinks(settings.secret)
+            self.links = DownloadLinks(settings.secret, self.clock)
+        if old.operating_window != settings.operating_window:
+            self._budget = OperatingBudget(settings.operating_window, self.clock)
+        if any(getattr(old, name) != getattr(settings, name) for name in _CREDENTIALS):
+            self.tokens = OAuthTokens(settings, self.clock)
+        if old.faults != settings.faults:
+            self.faults = FaultInjector(settings.faults, self.stats.faults)
+
+    @property
+    def current_access_token(self) -> str:
+        """The OAuth access token that works now (changes with every refresh)."""
+        return self.tokens.access_token
+
+    @property
+    def current_refresh_token(self) -> str:
+        """The refresh token that works now (refresh tokens rotate)."""
+        return self.tokens.refresh_token
 
     @property
     def bucket(self) -> LeakyBucket | None:
@@ -71,19 +109,22 @@ class SimulatedPortal:
     def _new_bucket(self) -> LeakyBucket | None:
         if self._settings.rps is None:
             return None
-        return LeakyBucket(self._settings.rps, self._settings.burst, self._clock)
+        return LeakyBucket(self._settings.rps, self._settings.burst, self.clock)
 
     def _build_app(self) -> web.Application:
         stats = self.stats
 
         @web.middleware
         async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if request.path != STATS_PATH:
+            if request.path not in _OUTSIDE_THE_PORTAL:
                 stats.http_requests += 1
             return await handler(request)
 
         app = web.Application(middlewares=[count_requests])
         app.router.add_get(STATS_PATH, self._stats_route, allow_head=False)
+        for path in (TOKEN_PATH, TOKEN_PATH.rstrip("/")):
+            app.router.add_route("GET", path, self._token_route)
+            app.router.add_route("POST", path, self._token_route)
         webhook = r"/rest/{user_id:\d+}/{code:[^/]+}/{method:[^/]+/?}"
         app.router.add_route("*", webhook, self._webhook_route)
         app.router.add_route("*", r"/rest/{method:[^/]+/?}", self._oauth_route)
@@ -106,6 +147,18 @@ class SimulatedPortal:
         self.stats.errors[error.code] += 1
         if error.code == "QUERY_LIMIT_EXCEEDED":
             self.stats.rate_limited += 1
+        elif error.code == "OPERATION_TIME_LIMIT":
+            self.stats.operation_limited += 1
+
+    def fault_answer(self, request: web.Request, kind: str) -> web.Response:
+        """The answer a "500", "html" or (REST) "drop" fault gives instead of the real one."""
+        if kind == "500":
+            return self.error(errors.internal_server_error())
+        if kind == "html":
+            return html_error_page()
+        if request.transport is not None:  # "drop": the client gets no answer at all
+            request.transport.close()
+        return web.Response(status=500)
 
     # Routes
 
@@ -120,9 +173,17 @@ class SimulatedPortal:
 
     async def _oauth_route(self, request: web.Request) -> web.StreamResponse:
         def authenticate(params: dict[str, Any]) -> Caller:
-            return oauth_caller(request, self._settings, params)
+            try:
+                return oauth_caller(request, self._settings, self.tokens, params)
+            except errors.ApiError as error:
+                if error.code == "expired_token":
+                    self.stats.expired_tokens += 1
+                raise
 
         return await self._dispatch(request, authenticate)
+
+    async def _token_route(self, request: web.Request) -> web.Response:
+        return await serve_token_request(self, request)
 
     async def _dispatch(
         self, request: web.Request, authenticate: Authenticate
@@ -144,6 +205,11 @@ class SimulatedPortal:
         try:
             self.admit()
             params = await read_params(request)
+            fault = self.faults.decide(rest_key(name, params), REST_FAULTS)
+            if fault.slow:
+                await self.sleep(self._settings.faults.slow_seconds)
+            if fault.kind is not None:
+                return self.fault_answer(request, fault.kind)
             caller = authenticate(params)
             outcome = self._call(name, params, caller, in_batch=False)
         except errors.ApiError as error:
@@ -154,7 +220,7 @@ class SimulatedPortal:
             body["total"] = outcome.total
         if outcome.next is not None:
             body["next"] = outcome.next
-        body["time"] = time_block(start, time.time(), processing)
+        body["time"] = time_block(start, time.time(), processing, outcome.operating)
         return json_response(body)
 
     def _call(
@@ -162,19 +228,39 @@ class SimulatedPortal:
     ) -> MethodResult:
         """Run one method (or, outside a batch, a whole batch) for an authenticated caller."""
         if name == BATCH and not in_batch:
-            self.stats.batches += 1
-            return MethodResult(
-                run_batch(
-                    params,
-                    lambda method, query: self._call(method, query, caller, in_batch=True),
-                    self.record_error,
-                    allows_images=self._settings.batch_allows_images,
-                )
-            )
+            return self._batch(params, caller)
         if in_batch:
             self.stats.commands[canonical_name(name)] += 1
         spec = find_method(name)
         if spec is None:
             raise errors.method_not_found()
         context = CallContext(self.catalog, self._settings, self.links, caller)
-        return spec.call(params, context)
+        cost = self._settings.operating_cost
+        if cost <= 0 or not spec.name.startswith("catalog."):
+            return spec.call(params, context)
+        # Checked before the call: the call that crosses the limit still runs.
+        self._budget.check(caller.account, spec.name, self._settings.operating_limit)
+        try:
+            outcome = spec.call(params, context)
+        finally:  # a method that ran and failed has used its time too
+            self._budget.charge(caller.account, spec.name, cost)
+        return replace(outcome, operating=self._budget.usage(caller.account, spec.name))
+
+    def _batch(self, params: dict[str, Any], caller: Caller) -> MethodResult:
+        self.stats.batches += 1
+        figures: list[OperatingUsage] = []
+
+        def run(method: str, query: dict[str, Any]) -> MethodResult:
+            outcome = self._call(method, query, caller, in_batch=True)
+            if outcome.operating is not None:
+                figures.append(outcome.operating)
+            return outcome
+
+        result = run_batch(
+            params, run, self.record_error, allows_images=self._settings.batch_allows_images
+        )
+        if self._settings.operating_cost <= 0:
+            return MethodResult(result)
+        # batch itself is not counted; like the captured real answer, its own time block
+        # repeats the figures of the last command that ran.
+        return MethodResult(result, operating=figures[-1] if figures else OperatingUsage(0.0, None))

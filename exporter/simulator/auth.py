@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from . import errors
 from .settings import PortalSettings
+
+if TYPE_CHECKING:
+    from .tokens import OAuthTokens
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class Caller:
     """The webhook code or the OAuth access token."""
     user_id: int | None = None
     """Set for webhook calls only."""
+    account: str = ""
+    """Whom the operating budget is charged to: the webhook, or the OAuth application."""
 
     @property
     def is_webhook(self) -> bool:
@@ -45,18 +50,24 @@ def webhook_caller(request: web.Request, settings: PortalSettings) -> Caller:
     """Check ``/rest/<user_id>/<code>/…``; NO_AUTH_FOUND when either part is wrong."""
     user_id = request.match_info.get("user_id", "")
     code = request.match_info.get("code", "")
-    if user_id != str(settings.user_id) or not _same(code, settings.webhook_code):
+    if user_id != str(settings.user_id) or not same_secret(code, settings.webhook_code):
         raise errors.no_auth()
-    return Caller(base_url_of(request), code, settings.user_id)
+    account = f"webhook:{settings.user_id}:{code}"
+    return Caller(base_url_of(request), code, settings.user_id, account)
 
 
-def oauth_caller(request: web.Request, settings: PortalSettings, params: dict[str, Any]) -> Caller:
-    """Check the ``auth`` parameter of ``/rest/<method>``; NO_AUTH_FOUND when wrong or absent."""
-    token = params.get("auth")
-    if not isinstance(token, str) or not _same(token, settings.access_token):
-        raise errors.no_auth()
-    return Caller(base_url_of(request), token)
+def oauth_caller(
+    request: web.Request, settings: PortalSettings, tokens: OAuthTokens, params: dict[str, Any]
+) -> Caller:
+    """Check the ``auth`` parameter of ``/rest/<method>``.
+
+    NO_AUTH_FOUND when wrong or absent; expired_token when past ``token_ttl`` or
+    replaced by a refresh.
+    """
+    token = tokens.check(params.get("auth"), settings.faults.token_ttl)
+    return Caller(base_url_of(request), token, account=f"app:{settings.client_id}")
 
 
-def _same(given: str, expected: str) -> bool:
+def same_secret(given: str, expected: str) -> bool:
+    """Compare a presented secret in constant time."""
     return hmac.compare_digest(given.encode(), expected.encode())

@@ -75,7 +75,9 @@ def _run_one(
         sections["result_total"][key] = outcome.total
     if outcome.next is not None:
         sections["result_next"][key] = outcome.next
-    sections["result_time"][key] = time_block(start, start + processing, processing)
+    sections["result_time"][key] = time_block(
+        start, start + processing, processing, outcome.operating
+    )
     return None
 
 

@@ -10,6 +10,7 @@ from . import errors
 from .auth import Caller
 from .catalog import Catalog
 from .links import DownloadLinks
+from .operating import OperatingUsage
 from .settings import PortalSettings
 
 
@@ -20,6 +21,8 @@ class MethodResult:
     result: Any
     total: int | None = None
     next: int | None = None
+    operating: OperatingUsage | None = None
+    """The method's operating figures for the ``time`` block; None while the limiter is off."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import errors
 from .auth import Caller
+from .injector import DOWNLOAD_FAULTS, download_key
 from .params import parse_php_query
 from .wire import nginx_not_found
 
@@ -41,7 +42,8 @@ async def serve_download(
     """Answer one download GET; large images are streamed in 64 KiB blocks.
 
     Checks, in order: the front server's header filter (nginx 404 page), the leaky
-    bucket (when downloads count), the auth, the link's signature, the image.
+    bucket (when downloads count), the auth, the link's signature and age, the image.
+    Injected faults then apply to what would have been a good download.
     """
     stats = portal.stats
     stats.download_requests += 1
@@ -55,13 +57,33 @@ async def serve_download(
             portal.admit()
         caller = authenticate(params)
         token = params.get("token")
-        image_id = portal.links.image_id_from(token if isinstance(token, str) else None, caller)
-        if image_id is None:
+        link = portal.links.verify(token if isinstance(token, str) else None, caller)
+        if link is None:
             raise errors.link_check_failed()
-        if not portal.catalog.has_image(image_id):
+        ttl = settings.faults.link_ttl
+        if ttl is not None and portal.clock() - link.issued_at >= ttl:
+            stats.expired_links += 1
+            # An OAuth link is bound to its access token; a webhook link just fails its check.
+            raise errors.link_check_failed() if caller.is_webhook else errors.expired_token()
+        if not portal.catalog.has_image(link.image_id):
             raise errors.file_not_found()
     except errors.ApiError as error:
         return portal.error(error)
+    fault = portal.faults.decide(download_key(link.image_id), DOWNLOAD_FAULTS)
+    if fault.slow:
+        await portal.sleep(settings.faults.slow_seconds)
+    if fault.kind in ("500", "html"):
+        return portal.fault_answer(request, fault.kind)
+    return await _send_image(portal, request, link.image_id, cut=fault.kind)
+
+
+async def _send_image(
+    portal: SimulatedPortal, request: web.Request, image_id: int, *, cut: str | None
+) -> web.StreamResponse:
+    """Stream the file; ``cut`` "drop" resets mid-body, "truncate" closes a little short.
+
+    Either way the headers announce the full Content-Length, as a real cut would.
+    """
     image = portal.catalog.image(image_id)
     response = web.StreamResponse(
         headers={
@@ -74,15 +96,42 @@ async def serve_download(
     if request.method == "HEAD":
         await response.write_eof()
         return response
+    limit = _cut_at(image.size, cut)
     written = 0
     try:
         for piece in portal.catalog.iter_image_bytes(image_id):
+            piece = piece[: limit - written]
             await response.write(piece)
             written += len(piece)
+            if written >= limit:
+                break
+        if cut is not None:
+            _hang_up(request, abort=cut == "drop")
+            return response
         await response.write_eof()
     except ConnectionResetError:  # the client went away mid-body: not a success
         return response
+    stats = portal.stats
     stats.downloads += 1
     stats.download_bytes += written
     stats.download_by_image[image_id] += 1
     return response
+
+
+def _cut_at(size: int, cut: str | None) -> int:
+    """How many body bytes to send: all, half ("drop") or all but the last tenth ("truncate")."""
+    if cut == "drop":
+        return size // 2
+    if cut == "truncate":
+        return size - max(1, size // 10)
+    return size
+
+
+def _hang_up(request: web.Request, *, abort: bool) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    if abort:
+        transport.abort()  # like a reset: what is still buffered is lost
+    else:
+        transport.close()  # a clean close, after the short body

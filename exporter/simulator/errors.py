@@ -35,6 +35,21 @@ def query_limit_exceeded() -> ApiError:
     return ApiError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
 
 
+def operation_time_limit() -> ApiError:
+    """The method's execution-time budget for this webhook or app is used up."""
+    return ApiError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.")
+
+
+def expired_token() -> ApiError:
+    """An OAuth access token past its lifetime or replaced by a refresh (or a link bound to it)."""
+    return ApiError(401, "expired_token", "The access token provided has expired")
+
+
+def internal_server_error() -> ApiError:
+    """An injected server fault."""
+    return ApiError(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+
+
 def batch_method_not_allowed() -> ApiError:
     """A batch command names a method that batch refuses (download, upload, batch)."""
     return ApiError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
@@ -53,6 +68,24 @@ def link_check_failed() -> ApiError:
 def file_not_found() -> ApiError:
     """A correctly signed download link for a file that no longer exists."""
     return ApiError(404, "ERROR_NOT_FOUND", "File not found")
+
+
+# Errors of the OAuth server's token endpoint (lower-case codes, as on oauth.bitrix.info).
+
+
+def invalid_request(description: str) -> ApiError:
+    """A token request with a missing parameter or another grant type."""
+    return ApiError(400, "invalid_request", description)
+
+
+def invalid_client() -> ApiError:
+    """A token request with an unknown client_id or a wrong client_secret."""
+    return ApiError(401, "invalid_client", "Invalid client credentials")
+
+
+def invalid_grant() -> ApiError:
+    """A refresh token that is unknown or already used (they rotate)."""
+    return ApiError(400, "invalid_grant", "Invalid refresh token")
 
 
 # Engine-controller errors of catalog.* methods: HTTP 400 with a numeric code.

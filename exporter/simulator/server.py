@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .app import SimulatedPortal
+from .app import SimulatedPortal, Sleep
 from .catalog import Catalog
+from .competitor import Competitor
 from .settings import PortalSettings
 from .stats import Stats
 
@@ -35,6 +37,11 @@ class RunningPortal:
         return f"{self.base_url}/rest/"
 
     @property
+    def token_url(self) -> str:
+        """``{base_url}/oauth/token/``: the simulated OAuth server's refresh endpoint."""
+        return f"{self.base_url}/oauth/token/"
+
+    @property
     def stats(self) -> Stats:
         """The portal's live counters."""
         return self.portal.stats
@@ -48,19 +55,28 @@ async def serve_portal(
     host: str = "127.0.0.1",
     port: int = 0,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[RunningPortal]:
     """Serve a :class:`SimulatedPortal` on ``host:port`` (0 picks a free port) until exit.
 
-    The access log is off: request paths carry the webhook code and download tokens.
+    With ``competitor_share`` set, a competing client runs for as long as the portal is
+    served. ``clock`` and ``sleep`` drive every timed behaviour (tests pass fakes). The
+    access log is off: request paths carry the webhook code and download tokens.
     """
-    portal = SimulatedPortal(catalog, settings, clock=clock)
+    portal = SimulatedPortal(catalog, settings, clock=clock, sleep=sleep)
     runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
+    competitor: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_port = runner.addresses[0][1]
         url_host = f"[{host}]" if ":" in host else host
+        if Competitor.wanted(portal):
+            competitor = asyncio.create_task(Competitor(portal).run(), name="sim-competitor")
         yield RunningPortal(f"http://{url_host}:{bound_port}", portal)
     finally:
+        if competitor is not None:
+            competitor.cancel()
+            await asyncio.wait([competitor])  # its CancelledError stays inside the task
         await runner.cleanup()

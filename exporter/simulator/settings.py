@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from .faults import FaultSettings
+
 
 @dataclass(frozen=True)
 class PortalSettings:
@@ -21,8 +23,17 @@ class PortalSettings:
     count_downloads: bool = True
     """Whether download GETs go through the leaky bucket too."""
     user_id: int = 1
+    """The user the webhook belongs to (the number in its URL)."""
     webhook_code: str = field(default_factory=lambda: secrets.token_hex(8), repr=False)
+    """The webhook's secret path segment."""
     access_token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """The OAuth application's first access token; refreshes replace it (see ``tokens``)."""
+    client_id: str = "app.sim"
+    """The OAuth application's client_id; its calls share one operating budget."""
+    client_secret: str = field(default_factory=lambda: secrets.token_hex(25), repr=False)
+    """The OAuth application's client_secret, checked by the token endpoint."""
+    refresh_token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """The first refresh token; each refresh rotates it."""
     batch_allows_images: bool = True
     """False: catalog.productImage.* inside batch are refused per command."""
     denied_products: frozenset[int] = frozenset()
@@ -33,17 +44,36 @@ class PortalSettings:
     """Downloads without Referer or with a library-default User-Agent get an nginx 404."""
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     """HMAC key that signs download tokens."""
+    operating_cost: float = 0.0
+    """Execution seconds charged per executed catalog.* call (batch commands each); 0 = off."""
+    operating_limit: float = 480.0
+    """Per method and webhook/app: calls are refused (429) while the window's sum is above it."""
+    operating_window: float = 600.0
+    """Seconds the execution time is summed over, kept as 10 equal buckets."""
+    competitor_share: float = 0.0
+    """Share of ``rps`` another client of the portal spends while it is served (0..1)."""
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    """Injected failures and link/token lifetimes; the default injects nothing."""
 
     def __post_init__(self) -> None:
         if self.rps is not None and self.rps <= 0:
             raise ValueError(f"rps must be positive or None, got {self.rps}")
+        if self.operating_cost < 0:
+            raise ValueError(f"operating_cost must not be negative, got {self.operating_cost}")
+        if self.operating_limit < 0:
+            raise ValueError(f"operating_limit must not be negative, got {self.operating_limit}")
+        if self.operating_window <= 0:
+            raise ValueError(f"operating_window must be positive, got {self.operating_window}")
+        if not 0.0 <= self.competitor_share <= 1.0:
+            raise ValueError(f"competitor_share must be in 0..1, got {self.competitor_share}")
         if self.burst < 0:
             raise ValueError(f"burst must not be negative, got {self.burst}")
         if self.user_id <= 0:
             raise ValueError(f"user_id must be positive, got {self.user_id}")
         if not self.webhook_code or "/" in self.webhook_code:
             raise ValueError("webhook_code must be a non-empty path segment")
-        if not self.access_token:
-            raise ValueError("access_token must not be empty")
+        for name in ("access_token", "client_id", "client_secret", "refresh_token"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
         if not self.secret:
             raise ValueError("secret must not be empty")

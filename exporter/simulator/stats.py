@@ -12,7 +12,7 @@ class Stats:
     """Request counters, updated by the portal as requests arrive."""
 
     http_requests: int = 0
-    """Every HTTP request received (except the stats route itself)."""
+    """Every HTTP request received, except the stats route and the OAuth token endpoint."""
     rest_requests: int = 0
     """HTTP requests to REST methods, batch included, downloads excluded."""
     by_method: Counter[str] = field(default_factory=Counter)
@@ -30,6 +30,22 @@ class Stats:
     """Downloads refused with the nginx 404 page (missing or library-default headers)."""
     rate_limited: int = 0
     """503 QUERY_LIMIT_EXCEEDED answers."""
+    operation_limited: int = 0
+    """429 OPERATION_TIME_LIMIT answers, batch commands included."""
+    competitor_requests: int = 0
+    """Requests the competing client sent into the leaky bucket (accepted or not)."""
+    competitor_refused: int = 0
+    """Those of them the bucket refused."""
+    faults: Counter[str] = field(default_factory=Counter)
+    """Injected fault kind ("500", "drop", "truncate", "html", "slow") → times injected."""
+    expired_links: int = 0
+    """Downloads refused because the link outlived ``link_ttl``."""
+    expired_tokens: int = 0
+    """REST calls and downloads refused with expired_token for their access token."""
+    token_refreshes: int = 0
+    """Successful refreshes at the OAuth token endpoint."""
+    refused_refreshes: int = 0
+    """Refused requests to the OAuth token endpoint."""
     errors: Counter[str | int] = field(default_factory=Counter)
     """Error code → error answers, batch commands included."""
     download_by_image: Counter[int] = field(default_factory=Counter)

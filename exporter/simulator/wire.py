@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import ApiError
+from .operating import OperatingUsage
 
 # Bitrix encodes with JSON_HEX_AMP|JSON_HEX_APOS|JSON_HEX_TAG and escapes "/". These
 # characters can only occur inside JSON strings, so a plain replace is safe.
@@ -32,9 +33,15 @@ def php_section(entries: dict[str, Any]) -> dict[str, Any] | list[Any]:
     return entries
 
 
-def time_block(start: float, finish: float, processing: float) -> dict[str, Any]:
-    """The ``time`` object every successful answer carries (unix seconds + ISO dates)."""
-    return {
+def time_block(
+    start: float, finish: float, processing: float, operating: OperatingUsage | None = None
+) -> dict[str, Any]:
+    """The ``time`` object every successful answer carries (unix seconds + ISO dates).
+
+    With the operating limiter on it also carries ``operating`` and, when known,
+    ``operating_reset_at``.
+    """
+    block: dict[str, Any] = {
         "start": start,
         "finish": finish,
         "duration": finish - start,
@@ -42,6 +49,11 @@ def time_block(start: float, finish: float, processing: float) -> dict[str, Any]
         "date_start": _iso(start),
         "date_finish": _iso(finish),
     }
+    if operating is not None:
+        block["operating"] = operating.seconds
+        if operating.reset_at is not None:
+            block["operating_reset_at"] = operating.reset_at
+    return block
 
 
 def _iso(timestamp: float) -> str:
@@ -73,3 +85,19 @@ NGINX_404_PAGE = """<html>
 def nginx_not_found() -> web.Response:
     """The HTML 404 page the front web server answers for requests it does not like."""
     return web.Response(text=NGINX_404_PAGE, status=404, content_type="text/html")
+
+
+HTML_ERROR_PAGE = """<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Service temporarily unavailable</title></head>
+<body>
+<h1>Service temporarily unavailable</h1>
+<p>The portal is under heavy load. Please try again in a few minutes.</p>
+</body>
+</html>
+"""
+
+
+def html_error_page() -> web.Response:
+    """A 200 HTML page instead of JSON or a file, as portals answer near their limits."""
+    return web.Response(text=HTML_ERROR_PAGE, status=200, content_type="text/html")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -29,6 +31,28 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FakeSleep:
+    """An ``asyncio.sleep`` stand-in that moves a FakeClock instead of waiting.
+
+    A sleep that would pass ``horizon`` parks until cancelled (and sets ``parked``), so
+    a background task stops at a known point of fake time.
+    """
+
+    def __init__(self, clock: FakeClock, horizon: float = math.inf) -> None:
+        self.clock = clock
+        self.horizon = horizon
+        self.slept: list[float] = []
+        self.parked = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.clock.now + seconds > self.horizon:
+            self.parked.set()
+            await asyncio.Event().wait()
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
 
 
 @dataclass
@@ -61,7 +85,7 @@ class PortalClient:
 
     async def call_oauth(self, method: str, params: dict[str, Any] | None = None) -> Answer:
         """POST a JSON body with ``auth`` to the OAuth endpoint."""
-        body = {"auth": self.running.portal.settings.access_token, **(params or {})}
+        body = {"auth": self.running.portal.current_access_token, **(params or {})}
         return await self.send("POST", self.running.oauth_url + method, json=body)
 
     async def download(self, url: str, headers: dict[str, str] | None = None) -> Answer:

@@ -45,3 +45,18 @@ async def test_stats_route_returns_the_counters_as_json(client: PortalClient) ->
     answer = await client.send("GET", client.running.base_url + "/_simulator/stats")
     assert answer.json["rest_requests"] == 1
     assert answer.json["by_method"] == {"catalog.productImage.getFields": 1}
+
+
+async def test_limit_fault_and_token_counters_are_in_the_json(client: PortalClient) -> None:
+    answer = await client.send("GET", client.running.base_url + "/_simulator/stats")
+    for name in (
+        "operation_limited",
+        "competitor_requests",
+        "competitor_refused",
+        "expired_links",
+        "expired_tokens",
+        "token_refreshes",
+        "refused_refreshes",
+    ):
+        assert answer.json[name] == 0, name
+    assert answer.json["faults"] == {}
