@@ -20,7 +20,7 @@ from exporter.logs import configure_logging
 from exporter.pipeline import ExportJob, ExportResult
 from exporter.redact import redact
 from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
-from exporter.simulator import Catalog, PortalSettings
+from exporter.simulator import Catalog, FaultSettings, PortalSettings
 
 log = logging.getLogger("exporter.cli")
 
@@ -158,8 +158,35 @@ def build_parser() -> argparse.ArgumentParser:
     option("--images", type=_positive, default=500, metavar="N", help="images (default: 500)")
     option("--seed", type=int, default=1, help="seed of the generated catalog (default: 1)")
     option("--manifest-out", type=Path, metavar="FILE", help="write a CSV manifest of every image")
+    option(
+        "--downloads-uncounted",
+        action="store_true",
+        help="downloads do not count against the rate limit (default: they do)",
+    )
+    option(
+        "--competitor",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the rate another client uses up, 0 to 1 (default: 0)",
+    )
+    option(
+        "--faults",
+        type=_faults,
+        default=FaultSettings(),
+        metavar="SPEC",
+        help="injected faults, e.g. 500=0.1,drop=0.05,truncate=0.05,html=0.02,"
+        "slow=0.01,link_ttl=60,token_ttl=600,seed=7 (default: none)",
+    )
     simulate.set_defaults(handler=_simulate_command)
     return parser
+
+
+def _faults(text: str) -> FaultSettings:
+    try:
+        return FaultSettings.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -209,7 +236,16 @@ def _simulate_command(args: argparse.Namespace) -> int:
     catalog = Catalog.generate(
         products=args.products, images=max(args.images, args.products), seed=args.seed
     )
-    settings = PortalSettings(rps=args.rps if args.rps > 0 else None, burst=args.burst)
+    try:
+        settings = PortalSettings(
+            rps=args.rps if args.rps > 0 else None,
+            burst=args.burst,
+            count_downloads=not args.downloads_uncounted,
+            competitor_share=args.competitor,
+            faults=args.faults,
+        )
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
     announce = []
     if args.manifest_out:
         write_manifest(catalog, args.manifest_out)

@@ -127,9 +127,11 @@ class TokenBucket:
     @contextmanager
     def _state(self) -> Iterator[BucketState]:
         """The state, refilled up to now, for one read-modify-write."""
-        now = self._clock.now()
-        fresh = BucketState(self._capacity, now, self._max_rate, float("-inf"))
+        fresh = BucketState(self._capacity, self._clock.now(), self._max_rate, float("-inf"))
         with self._store.locked(fresh) as state:
+            # Read the clock under the store's lock: another process may have moved the
+            # state forward while this one waited for it.
+            now = self._clock.now()
             if state.updated > now:  # a clock that went back (a reboot): start afresh
                 state.tokens, state.updated = self._capacity, now
             rate = min(state.rate, self._max_rate)

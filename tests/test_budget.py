@@ -85,3 +85,25 @@ def test_without_a_writable_cache_the_budget_stays_in_memory_with_a_warning(
         store = shared_store("example.bitrix24.com")
     assert isinstance(store, MemoryStore)
     assert "cannot share the request budget" in caplog.text
+
+
+class TickingClock(FakeClock):
+    """Every reading is a millisecond later than the one before, like a real clock."""
+
+    def now(self) -> float:
+        self.time += 0.001
+        return self.time
+
+
+async def test_state_moved_on_by_another_process_while_waiting_is_not_a_reboot(
+    tmp_path: Path,
+) -> None:
+    clock = TickingClock()
+    path = tmp_path / "budget.json"
+    # Another process took the last token a moment after this one first read its clock,
+    # while this one waited for the file lock.
+    path.write_text(
+        f'{{"tokens": 0.0, "updated": {clock.time + 0.0015}, "rate": 2.0, "slowed_at": -1}}'
+    )
+    bucket = TokenBucket(rate=2, burst=20, clock=clock, store=FileStore(path))
+    assert bucket.tokens < 0.1  # not refilled to a full burst

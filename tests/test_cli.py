@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,29 @@ def test_secrets_never_reach_output_logs_report_or_sidecars(
     assert json_lines
     for line in json_lines:
         json.loads(line)
+
+
+def test_simulate_serves_until_interrupted_and_prints_its_webhook_url(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "simulate", "--images", "20", "--products", "4",
+         "--manifest-out", str(manifest), "--faults", "500=0.1,seed=3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        url = next(line.split()[-1] for line in lines if line.startswith("webhook URL:"))
+        assert url.startswith("http://127.0.0.1:") and "/rest/1/" in url
+        assert len(manifest.read_text().splitlines()) == 21
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+
+
+def test_simulate_refuses_a_bad_fault_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--faults", "explode=1"])
+    assert exit_info.value.code == 2
+    assert "Accepted" in capsys.readouterr().err

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config import parse_config
 from exporter.errors import LockedError
@@ -20,6 +24,7 @@ from .support import (
     export_config,
     exported_files,
     portal_for,
+    portal_in_thread,
     raw_config,
     sidecar_of,
     write_manifest,
@@ -462,3 +467,24 @@ async def test_an_oauth_app_exports_through_the_oauth_routes(tmp_path: Path) -> 
     for file in exported_files(tmp_path / "out"):
         assert file.read_bytes() == catalog.image_bytes(sidecar_of(file)["productImage"]["id"])
         assert settings.access_token not in json.dumps(sidecar_of(file))
+
+
+def test_two_exporter_processes_share_one_budget_and_see_no_503(tmp_path: Path) -> None:
+    catalog = catalog_of(16, 80)
+    pairs = catalog.pairs()
+    limit = {"requests_per_second": 20, "burst": 20}
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with portal_in_thread(catalog, PortalSettings(rps=20, burst=20)) as portal:
+        procs = []
+        for n in range(2):
+            manifest = write_manifest(tmp_path / f"m{n}.csv", pairs[n::2])
+            raw = raw_config(portal.webhook_url, manifest, tmp_path / f"out{n}", rate_limit=limit)
+            config = tmp_path / f"c{n}.yaml"
+            config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+            command = [sys.executable, "-m", "exporter", "-q", "run", "--config", str(config)]
+            procs.append(subprocess.Popen(command, env=env))
+        codes = [proc.wait(120) for proc in procs]
+        stats = portal.stats
+    assert codes == [0, 0]
+    assert stats.downloads == 80
+    assert stats.rate_limited == 0
