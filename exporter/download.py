@@ -1,15 +1,22 @@
 """Streaming one download to disk: temporary file, SHA-256 on the way, length check, rename.
 
-Memory stays at one chunk whatever the file's size. Nothing appears under the final
-name until the whole body has arrived, matched its Content-Length and been fsynced;
-any failure on the way removes the temporary.
+Two steps, so a download slot is free again while the disk catches up: `receive`
+streams the body into a temporary next to the final name, hashing it on the way, and
+checks it against Content-Length; `commit` fsyncs it and renames it into place.
+Nothing appears under the final name before both; any failure removes the temporary.
+Memory stays at a few blocks whatever the file's size. Hashing, writes, fsync and
+rename run in worker threads (hashlib and file writes release the GIL), so the event
+loop keeps receiving while a block is digested and stored.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 import aiohttp
@@ -19,33 +26,49 @@ from exporter.errors import OutputError, TransportError
 from exporter.files import commit_temp, discard, temp_path_for
 from exporter.sidecar import SavedFile
 
-CHUNK_BYTES = 256 * 1024
+BLOCK_BYTES = 1024 * 1024  # pieces are gathered into blocks this big before hashing
 
 
-async def save_response(response: aiohttp.ClientResponse, final: Path) -> SavedFile:
-    """Stream a 200 download answer into `final`, whole or not at all."""
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A download complete in its temporary file, checked, not yet durable or renamed."""
+
+    temp: Path
+    final: Path
+    size: int
+    sha256: str
+    content_type: str
+
+    def discard(self) -> None:
+        discard(self.temp)
+
+
+async def receive(response: aiohttp.ClientResponse, final: Path) -> Received:
+    """Stream a 200 download answer into a temporary next to `final`; check its length."""
     content_type = response.headers.get("Content-Type", "application/octet-stream")
     temp = temp_path_for(final)
     digest = hashlib.sha256()
     size = 0
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(
+            functools.partial(final.parent.mkdir, parents=True, exist_ok=True)
+        )
         async with aiofiles.open(temp, "xb") as out:
-            pending = bytearray()  # network reads come in small pieces; write in big ones
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                digest.update(chunk)
-                size += len(chunk)
-                pending += chunk
-                if len(pending) >= CHUNK_BYTES:
-                    await out.write(bytes(pending))
-                    pending.clear()
-            await out.write(bytes(pending))
-            await out.flush()
-            await anyio.to_thread.run_sync(os.fsync, out.fileno())
+            pieces: list[bytes] = []  # network reads come in small pieces; store big blocks
+            gathered = 0
+            async for piece in response.content.iter_any():
+                pieces.append(piece)
+                gathered += len(piece)
+                if gathered >= BLOCK_BYTES:
+                    await _store(pieces, digest, out)
+                    size += gathered
+                    pieces, gathered = [], 0
+            if pieces:
+                await _store(pieces, digest, out)
+                size += gathered
         expected = response.content_length
         if expected is not None and size != expected:
             raise TransportError("SHORT_BODY", f"received {size} of {expected} bytes")
-        commit_temp(temp, final)
     except aiohttp.ClientError:
         discard(temp)
         raise  # the client maps transport errors
@@ -55,4 +78,39 @@ async def save_response(response: aiohttp.ClientResponse, final: Path) -> SavedF
     except BaseException:
         discard(temp)
         raise
-    return SavedFile(final, size, digest.hexdigest(), content_type.split(";")[0].strip())
+    media_type = content_type.split(";")[0].strip()
+    return Received(temp, final, size, digest.hexdigest(), media_type)
+
+
+async def commit(received: Received) -> SavedFile:
+    """Make a received file durable and give it its final name."""
+    try:
+        await anyio.to_thread.run_sync(_fsync_and_rename, received.temp, received.final)
+    except OSError as exc:
+        received.discard()
+        raise OutputError(f"cannot write {received.final}: {exc.strerror or exc}") from None
+    except BaseException:
+        received.discard()
+        raise
+    return SavedFile(received.final, received.size, received.sha256, received.content_type)
+
+
+def _fsync_and_rename(temp: Path, final: Path) -> None:
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    commit_temp(temp, final)
+
+
+async def _store(pieces: list[bytes], digest: Any, out: Any) -> None:
+    """Hash pieces and write them as one block, both off the event loop."""
+    block = await anyio.to_thread.run_sync(_digest_and_join, pieces, digest)
+    await out.write(block)
+
+
+def _digest_and_join(pieces: list[bytes], digest: Any) -> bytes:
+    for piece in pieces:
+        digest.update(piece)
+    return b"".join(pieces)

@@ -28,7 +28,7 @@ from exporter.auth import make_auth
 from exporter.budget import shared_store
 from exporter.client import PortalClient, RequestCounts
 from exporter.config import Config
-from exporter.download import save_response
+from exporter.download import Received, commit, receive
 from exporter.errors import (
     AccessDeniedError,
     ConfigError,
@@ -75,6 +75,7 @@ BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arr
 # success between, mean the portal is down or unreachable: stop rather than spend hours
 # failing every remaining image.
 UNAVAILABLE_THRESHOLD = 100
+READ_BUFFER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +223,19 @@ class _Pipeline:
         refs_tx, refs_rx = anyio.create_memory_object_stream[ImageRef](size * 2)
         products_tx, products_rx = anyio.create_memory_object_stream[int](size * 2)
         images_tx, images_rx = anyio.create_memory_object_stream[ProductImage](size * 2)
+        workers = self.config.download_concurrency
+        done_tx, done_rx = anyio.create_memory_object_stream[tuple[ProductImage, Received]](workers)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_manifest, refs_tx, products_tx)
                 tg.start_soon(self._fetch_metadata, refs_rx, images_tx.clone())
                 tg.start_soon(self._resolve_products, products_rx, images_tx)
-                for _ in range(self.config.download_concurrency):
-                    tg.start_soon(self._download_worker, images_rx.clone())
+                for _ in range(workers):
+                    tg.start_soon(self._download_worker, images_rx.clone(), done_tx.clone())
+                    tg.start_soon(self._commit_worker, done_rx.clone())
                 images_rx.close()
+                done_tx.close()
+                done_rx.close()
         except BaseExceptionGroup as group:
             raise primary_exception(group) from None
 
@@ -302,45 +308,67 @@ class _Pipeline:
                         if self._is_new(image.ref):
                             await images.send(image)
 
-    # Stage 3: downloads, each followed by its sidecar and index line.
+    # Stage 3: downloads into temporaries. Stage 4: fsync, rename, sidecar, index line.
 
-    async def _download_worker(self, images: Receiver[ProductImage]) -> None:
-        async with images:
+    async def _download_worker(
+        self, images: Receiver[ProductImage], done: Sender[tuple[ProductImage, Received]]
+    ) -> None:
+        async with images, done:
             async for image in images:
-                await self._export(image)
+                received = await self._download(image)
+                if received is None:
+                    continue
+                try:
+                    await done.send(received)
+                except BaseException:
+                    received[1].discard()
+                    raise
 
-    async def _export(self, image: ProductImage) -> None:
+    async def _download(self, image: ProductImage) -> tuple[ProductImage, Received] | None:
         ref = image.ref
         try:
             try:
-                saved = await self._save(image)
+                return image, await self._receive(image)
             except StaleLinkError:
                 log.info("%s: download link refused; fetching fresh metadata", ref)
                 [(_, fresh)] = await self.metadata.get_images([ref])
                 if isinstance(fresh, PortalError):
                     raise fresh from None
-                image = fresh
-                saved = await self._save(image)
+                return fresh, await self._receive(fresh)
         except (ImageError, TransientError, DownloadError) as exc:
             self._fail(ref.product_id, ref.image_id, exc)
-            return
-        write_sidecar_checked(image, saved, self.config.portal.host)
-        relative = saved.path.relative_to(self.config.output_dir).as_posix()
-        self.index.add(ref, relative, saved.size)
-        self.tally.exported += 1
-        self.tally.bytes += saved.size
-        self._transient_streak = 0
-        log.debug("%s: saved %s (%d bytes)", ref, relative, saved.size)
+            return None
 
-    async def _save(self, image: ProductImage) -> SavedFile:
-        async def attempt() -> SavedFile:
+    async def _receive(self, image: ProductImage) -> Received:
+        async def attempt() -> Received:
             async with self.client.open_download(image.download_url) as response:
                 content_type = response.headers.get("Content-Type", "")
                 wanted = render_layout(self.config.layout, image, content_type)
                 final = self.registry.claim(image.ref, wanted, owner_of)
-                return await save_response(response, final)
+                return await receive(response, final)
 
         return await self.client.with_retries(attempt, paced=self.client.downloads_paced)
+
+    async def _commit_worker(self, done: Receiver[tuple[ProductImage, Received]]) -> None:
+        async with done:
+            try:
+                async for image, received in done:
+                    await self._commit(image, received)
+            except BaseException:
+                # Stopped (a signal, a fatal error): files still waiting are temporaries.
+                for _, waiting in _drain(done):
+                    waiting.discard()
+                raise
+
+    async def _commit(self, image: ProductImage, received: Received) -> None:
+        saved = await commit(received)
+        await anyio.to_thread.run_sync(write_sidecar_checked, image, saved, self.config.portal.host)
+        relative = saved.path.relative_to(self.config.output_dir).as_posix()
+        self.index.add(image.ref, relative, saved.size)
+        self.tally.exported += 1
+        self.tally.bytes += saved.size
+        self._transient_streak = 0
+        log.debug("%s: saved %s (%d bytes)", image.ref, relative, saved.size)
 
     def _fail(self, product_id: int, image_id: int | None, error: ExporterError) -> None:
         code = getattr(error, "code", type(error).__name__)
@@ -375,6 +403,16 @@ def write_sidecar_checked(image: ProductImage, saved: SavedFile, portal_host: st
         raise OutputError(f"cannot write the sidecar of {saved.path}: {exc.strerror}") from None
 
 
+def _drain(stream: Receiver[T]) -> list[T]:
+    """Whatever is queued in a stream right now."""
+    items: list[T] = []
+    while True:
+        try:
+            items.append(stream.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return items
+
+
 async def _next_batch(stream: Receiver[T], size: int) -> list[T]:
     """Up to `size` items: what is queued now, plus a short wait for stragglers."""
     batch: list[T] = []
@@ -395,4 +433,5 @@ async def _next_batch(stream: Receiver[T], size: int) -> list[T]:
 
 def _session(config: Config) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=config.download_concurrency + 4, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    # A larger read buffer means fewer pauses of the socket for big downloads.
+    return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES)
