@@ -22,7 +22,8 @@ import aiofiles
 import aiohttp
 import anyio
 
-from exporter.errors import OutputError, TransportError
+from exporter.content import HEAD_BYTES, content_problem
+from exporter.errors import OutputError, TransientError, TransportError
 from exporter.files import commit_temp, discard, temp_path_for
 from exporter.sidecar import SavedFile
 
@@ -56,13 +57,19 @@ async def receive(response: aiohttp.ClientResponse, final: Path) -> Received:
         async with aiofiles.open(temp, "xb") as out:
             pieces: list[bytes] = []  # network reads come in small pieces; store big blocks
             gathered = 0
+            checked = False
             async for piece in response.content.iter_any():
                 pieces.append(piece)
                 gathered += len(piece)
+                if not checked and gathered >= HEAD_BYTES:
+                    _check_head(b"".join(pieces)[:HEAD_BYTES], content_type)
+                    checked = True
                 if gathered >= BLOCK_BYTES:
                     await _store(pieces, digest, out)
                     size += gathered
                     pieces, gathered = [], 0
+            if not checked:
+                _check_head(b"".join(pieces), content_type)
             if pieces:
                 await _store(pieces, digest, out)
                 size += gathered
@@ -101,7 +108,15 @@ def _fsync_and_rename(temp: Path, final: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    commit_temp(temp, final)
+    # The sidecar's rename, next, makes both renames durable with one folder fsync.
+    commit_temp(temp, final, sync_dir=False)
+
+
+def _check_head(head: bytes, content_type: str) -> None:
+    problem = content_problem(head, content_type)
+    if problem is not None:
+        # Retried like any transient answer: the next attempt may get the real file.
+        raise TransientError("UNEXPECTED_CONTENT", problem)
 
 
 async def _store(pieces: list[bytes], digest: Any, out: Any) -> None:

@@ -90,7 +90,7 @@ def headroom(burst: int) -> int:
 class TokenBucket:
     """Spaces requests: a burst at once, then `rate` per second, slower after a 503."""
 
-    __slots__ = ("_capacity", "_clock", "_lock", "_max_rate", "_min_rate", "_store")
+    __slots__ = ("_capacity", "_clock", "_last_rate", "_lock", "_max_rate", "_min_rate", "_store")
 
     DECREASE = 0.5  # rate multiplier on a 503
     INCREASE = 0.01  # rate grows by this fraction of itself with each success
@@ -111,6 +111,7 @@ class TokenBucket:
         self._capacity = float(max(1, burst - headroom(burst)))
         self._store: BucketStore = store or MemoryStore()
         self._lock = anyio.Lock()
+        self._last_rate = rate  # as last seen in the store
 
     @property
     def rate(self) -> float:
@@ -138,6 +139,7 @@ class TokenBucket:
             state.tokens = min(self._capacity, state.tokens + (now - state.updated) * rate)
             state.updated = now
             yield state
+            self._last_rate = state.rate
 
     async def acquire(self) -> float:
         """Wait for a token and take it; returns the time it was taken (the send time).
@@ -165,6 +167,8 @@ class TokenBucket:
 
     def on_success(self) -> None:
         """A request went through: move the rate back towards the configured one."""
+        if self._last_rate >= self._max_rate:
+            return  # at full rate as of the last look: nothing to write back
         with self._state() as state:
             if state.rate < self._max_rate:
                 state.rate = min(self._max_rate, state.rate * (1 + self.INCREASE))

@@ -147,3 +147,50 @@ async def test_an_unreachable_portal_stops_the_run_instead_of_failing_every_imag
     assert result.report["counts"]["failed"] == UNAVAILABLE_THRESHOLD
     assert result.report["requests"]["rest"] == 2 * 6  # two batches, six attempts each
     assert clock.slept > 0  # it did back off between attempts
+
+
+def serving_html_as_png(times: int) -> Any:
+    """A middleware that answers the first `times` downloads 200 image/png with an HTML page."""
+    remaining = [times]
+
+    @web.middleware
+    async def fake(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "/download" not in request.path or remaining[0] <= 0:
+            return await handler(request)
+        remaining[0] -= 1
+        page = b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>"
+        return web.Response(body=page, content_type="image/png")
+
+    return fake
+
+
+async def test_an_html_page_sent_as_an_image_is_retried_not_stored(tmp_path: Path) -> None:
+    catalog = Catalog.generate(products=1, images=3, seed=5)
+    portal = SimulatedPortal(catalog, PortalSettings(rps=None))
+    portal.app.middlewares.append(serving_html_as_png(2))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with serve(portal) as webhook:
+        config = export_config(webhook, manifest, tmp_path / "out")
+        result = await ExportJob(config, clock=FakeClock()).run()
+    assert result.exit_code == 0
+    assert result.report["requests"]["retried"] == 2
+    for file in exported_files(tmp_path / "out"):
+        assert file.read_bytes() == catalog.image_bytes(sidecar_of(file)["productImage"]["id"])
+
+
+async def test_an_image_that_is_always_an_html_page_fails_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    catalog = Catalog.generate(products=1, images=1, seed=5)
+    portal = SimulatedPortal(catalog, PortalSettings(rps=None))
+    portal.app.middlewares.append(serving_html_as_png(100))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with serve(portal) as webhook:
+        config = export_config(webhook, manifest, tmp_path / "out")
+        result = await ExportJob(config, clock=FakeClock()).run()
+    assert result.exit_code == 1
+    [failure] = result.report["failures"]
+    assert failure["error"] == "UNEXPECTED_CONTENT"
+    assert "HTML page" in failure["description"]
+    assert exported_files(tmp_path / "out") == []
+    assert list((tmp_path / "out").rglob("*.b24-partial")) == []
