@@ -18,13 +18,13 @@ from exporter.errors import ExporterError, OutputError, UsageError, primary_exce
 from exporter.logs import configure_logging
 from exporter.pipeline import ExportJob, ExportResult
 from exporter.redact import redact
-from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
+from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("exporter.cli")
 
 EXIT_CODES = """\
 exit codes:
-  0    every image is exported or was already done
+  0    every image is exported or was already done (verify: all files match)
   1    some images failed, or the run stopped early (full disk, portal
        unreachable); the report says which
   2    usage, configuration or manifest error: nothing was requested
@@ -107,6 +107,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
     run.set_defaults(handler=_run_command)
+
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="re-hash an export against its sidecars",
+        description=(
+            "Re-hash every exported file against its sidecar and list what is wrong: "
+            "corrupt files, files missing for their sidecars, files without sidecars, "
+            "temporaries left by a killed run. Writes nothing."
+        ),
+        epilog="example:\n  b24-image-exporter verify --output ./export\n\n"
+        "exit codes:\n  0  everything matches\n  1  something is wrong (listed)\n"
+        "  2  no such folder, or a run is exporting into it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument(
+        "--output", type=Path, required=True, metavar="DIR", help="the export folder to check"
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=_verify_command)
 
     demo = commands.add_parser(
         "demo",
@@ -197,6 +217,17 @@ def _run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary(result))
     return result.exit_code
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from exporter.verify import render_json, render_text, verify_output
+
+    result = verify_output(args.output)
+    if args.json:
+        print(render_json(result))
+    elif not (args.quiet and result.ok):
+        print(render_text(result))
+    return EXIT_OK if result.ok else EXIT_FAILURES
 
 
 def _demo_command(args: argparse.Namespace) -> int:

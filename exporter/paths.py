@@ -19,7 +19,7 @@ from typing import Protocol
 
 from exporter.errors import ImageError
 from exporter.metadata import ImageRef, ProductImage
-from exporter.sidecar import sidecar_path
+from exporter.sidecar import SIDECAR_SUFFIX, sidecar_path
 
 MAX_PART_BYTES = 200  # leaves room for ".json" and temporary suffixes within 255 bytes
 _MAX_EXT_CHARS = 16
@@ -105,10 +105,17 @@ class KnownPaths(Protocol):
 class PathRegistry:
     """Hands each image one path under `root`, never the same one to two images."""
 
-    def __init__(self, root: Path, known: KnownPaths) -> None:
+    def __init__(self, root: Path, known: KnownPaths, reserved: Iterable[Path] = ()) -> None:
+        """`reserved` are other files the run writes under `root` (the report): no image,
+        nor its sidecar, may take their place."""
         self.root = root
         self._resolved_root = root.resolve()
         self._known = known
+        self._reserved = {
+            path.resolve().relative_to(self._resolved_root).as_posix().casefold()
+            for path in reserved
+            if path.resolve().is_relative_to(self._resolved_root)
+        }
         self._path_of: dict[ImageRef, str] = {}  # plain strings: 100,000 of them add up
         # Who holds which path, case-folded; built at the first claim, so a run with
         # nothing to download never pays for it.
@@ -151,7 +158,10 @@ class PathRegistry:
         owners: dict[str, ImageRef],
         owner_on_disk: Callable[[Path], ImageRef | None],
     ) -> bool:
-        holder = owners.get(str(relative).casefold())
+        key = str(relative).casefold()
+        if key in self._reserved or key + SIDECAR_SUFFIX in self._reserved:
+            return False
+        holder = owners.get(key)
         if holder is not None:
             return holder == ref
         target = self.root / relative

@@ -212,7 +212,7 @@ class _Pipeline:
         self.metadata = MetadataFetcher(
             client, batch_size=config.batch_size, max_attempts=config.max_attempts
         )
-        self.registry = PathRegistry(config.output_dir, index)
+        self.registry = PathRegistry(config.output_dir, index, reserved=[config.report])
         self._seen: set[int] = set()
         self._images_read = 0  # images whose metadata the portal returned
         self._denied = 0  # access-denied failures

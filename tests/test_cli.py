@@ -157,7 +157,7 @@ def test_run_without_config_flag_is_a_usage_error(capsys: pytest.CaptureFixture[
     assert "--config" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "simulate"])
+@pytest.mark.parametrize("command", ["run", "verify", "demo", "simulate"])
 def test_every_command_has_help_with_an_example(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -249,3 +249,26 @@ def test_simulate_serves_until_interrupted_and_prints_its_webhook_url(tmp_path: 
 def test_simulate_refuses_a_bad_fault_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--faults", "explode=1"]) == 2
     assert "Accepted" in capsys.readouterr().err
+
+
+def test_verify_exits_0_on_a_clean_export_and_1_naming_a_corrupt_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--images", "6", "--output", str(out)]) == 0
+    assert main(["verify", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith(": ok")
+    victim = exported_files(out)[0]
+    victim.write_bytes(b"\x00" + victim.read_bytes()[1:])
+    assert main(["verify", "--output", str(out), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    [finding] = report["findings"]
+    assert finding["kind"] == "corrupt"
+    assert finding["path"] == victim.relative_to(out).as_posix()
+
+
+def test_verify_of_a_missing_folder_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--output", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -185,3 +185,12 @@ def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
     registry = PathRegistry(root, NoEarlierPaths())
     with pytest.raises(ImageError, match="outside the output folder"):
         registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
+
+
+def test_the_report_path_is_never_given_to_an_image_or_its_sidecar(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path, NoEarlierPaths(), reserved=[tmp_path / "report.json"])
+    # An image named "report" would get the sidecar report.json: it must go elsewhere.
+    named_report = registry.claim(ImageRef(1, 7), PurePosixPath("report"), nobody)
+    named_report_json = registry.claim(ImageRef(1, 8), PurePosixPath("report.json"), nobody)
+    assert named_report == tmp_path / "report-2"
+    assert named_report_json == tmp_path / "report-2.json"

@@ -1,0 +1,343 @@
+"""`verify`: re-hash every exported file against its sidecar and list what is wrong.
+
+A run trusts sizes (a nightly run must not read the whole backup); `verify` reads every
+byte once, in bounded memory, and reports findings instead of raising, so one bad file
+never hides the others. Files are told apart by their neighbours and their content:
+
+* `X` with `X.json` next to it is an export; `X.json` must be an exporter sidecar
+  (else `unreadable-sidecar`) and `X` must match its name, size and SHA-256 (`corrupt`).
+* a lone `.json` holding the sidecar shape (`productImage` and `file` objects) has lost
+  its file (`missing`); any other lone `.json` document (the run report, a user's notes)
+  is not the exporter's and is left alone. A lone `.json` that is not a JSON document at
+  all is an image whose portal name ended in `.json`, so it is an `orphan`.
+  `report.json` at the top is the run report unless it has the sidecar shape, even
+  next to a file named `report`.
+* any other file is an `orphan`, except the state folder and desktop clutter
+  (`.DS_Store`, `Thumbs.db`, `desktop.ini`); hidden `*.b24-partial` files are `temporary`.
+* what cannot be read at all (a folder, a data file) is `unreadable`: not checked, so
+  never silently passed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from exporter.errors import ConfigError, LockedError
+from exporter.files import is_temporary
+from exporter.index import STATE_DIR
+from exporter.lock import LOCK_NAME
+from exporter.sidecar import SIDECAR_SUFFIX
+
+FindingKind = Literal[
+    "missing", "corrupt", "orphan", "temporary", "unreadable-sidecar", "unreadable"
+]
+
+HASH_BLOCK = 1 << 20  # bytes read (and held) at a time, whatever the file's size
+MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one
+REPORT_NAME = "report.json"  # where a run writes its report by default
+_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+_SHA256_HEX = frozenset("0123456789abcdef")
+_MAX_NAME_IN_DETAIL = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong in the output folder; `path` is relative to it, "/"-separated."""
+
+    kind: FindingKind
+    path: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What `verify` found: files compared with a sidecar, bytes hashed, and the findings."""
+
+    root: Path
+    checked: int
+    bytes: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def counts(self) -> dict[str, int]:
+        """How many findings of each kind."""
+        counts: dict[str, int] = {}
+        for finding in self.findings:
+            counts[finding.kind] = counts.get(finding.kind, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """What a readable sidecar says its file must be."""
+
+    name: str | None
+    size: int
+    sha256: str
+    product_id: int
+    image_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    """Why a `.json` is not a usable sidecar; `shaped` when it still looks like one."""
+
+    reason: str
+    shaped: bool
+
+
+def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) -> Verification:
+    """Check every export under `root`; `progress` gets the bytes hashed, block by block.
+
+    Raises `ConfigError` when `root` is not a readable folder and `LockedError` while a
+    run is exporting into it (its temporaries and half-written state would be findings).
+    """
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise ConfigError(f"verify --output {root}: {what}")
+    _refuse_while_a_run_holds_the_lock(root)
+    checker = _Checker(str(root), progress)
+    checker.walk()
+    findings = tuple(sorted(checker.findings, key=lambda f: (f.path, f.kind)))
+    return Verification(root, checker.checked, checker.bytes, findings)
+
+
+class _Checker:
+    """Accumulates findings folder by folder."""
+
+    def __init__(self, root: str, progress: Callable[[int], None] | None) -> None:
+        self.root = root
+        self.progress = progress
+        self.findings: list[Finding] = []
+        self.checked = 0
+        self.bytes = 0
+        self._buffer = bytearray(HASH_BLOCK)
+
+    def walk(self) -> None:
+        """Check folder after folder, skipping state folders and not following symlinks.
+
+        A symlinked folder may point anywhere, even to a parent; a symlinked file is
+        checked through its link. Only regular files are ever opened.
+        """
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            try:
+                with os.scandir(os.path.join(self.root, rel)) as entries:  # noqa: PTH118
+                    listed = list(entries)
+            except OSError as exc:
+                if not rel:
+                    raise ConfigError(
+                        f"verify --output {self.root}: cannot read: {exc.strerror}"
+                    ) from None
+                self._add("unreadable", rel, f"cannot list the folder: {exc.strerror}")
+                continue
+            files: set[str] = set()
+            for entry in listed:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != STATE_DIR:
+                        stack.append(f"{rel}/{entry.name}" if rel else entry.name)
+                elif entry.is_file():
+                    files.add(entry.name)
+                elif not entry.is_dir():  # a pipe, socket or device would block or mislead
+                    path = f"{rel}/{entry.name}" if rel else entry.name
+                    self._add("orphan", path, "not a regular file")
+            self._check_folder(rel, files)
+
+    def _check_folder(self, rel: str, files: set[str]) -> None:
+        for name in sorted(files):
+            path = f"{rel}/{name}" if rel else name
+            full = os.path.join(self.root, path)  # noqa: PTH118 (plain strings: one per file)
+            if is_temporary(Path(name)):
+                self._add("temporary", path, "left by an interrupted run; the next run removes it")
+            elif name + SIDECAR_SUFFIX in files:
+                self._check_export(path, full, top=not rel)
+            elif name.endswith(SIDECAR_SUFFIX) and name.removesuffix(SIDECAR_SUFFIX) in files:
+                continue  # a sidecar: checked with its file
+            elif name in _CLUTTER:
+                continue
+            elif name.endswith(SIDECAR_SUFFIX):
+                self._check_lone_json(path, full)
+            else:
+                self._add("orphan", path, "file without sidecar")
+
+    def _check_export(self, path: str, full: str, *, top: bool) -> None:
+        sidecar = path + SIDECAR_SUFFIX
+        expected = _read_sidecar(full + SIDECAR_SUFFIX)
+        if isinstance(expected, _Rejected):
+            if top and sidecar == REPORT_NAME and not expected.shaped:
+                self._add("orphan", path, "file without sidecar")  # report.json is the report
+            else:
+                self._add("unreadable-sidecar", sidecar, expected.reason)
+            return
+        try:
+            info = os.stat(full)  # noqa: PTH116
+        except OSError as exc:
+            self._add("unreadable", path, f"cannot stat: {exc.strerror}")
+            return
+        self.checked += 1
+        problems = []
+        if expected.name is not None and expected.name != path.rpartition("/")[2]:
+            problems.append(f"sidecar is for {_short(expected.name)!r}")
+        if not stat.S_ISREG(info.st_mode):  # replaced since the folder was listed
+            problems.append("not a regular file")
+        elif info.st_size != expected.size:
+            problems.append(f"size {info.st_size}, sidecar says {expected.size}")
+        else:
+            try:
+                size, digest = self._hash(full)
+            except OSError as exc:
+                self._add("unreadable", path, f"cannot read: {exc.strerror}")
+                return
+            if size != expected.size:  # changed while being read
+                problems.append(f"size {size}, sidecar says {expected.size}")
+            elif digest != expected.sha256:
+                problems.append("sha256 differs")
+        if problems:
+            self._add("corrupt", path, "; ".join(problems))
+
+    def _check_lone_json(self, path: str, full: str) -> None:
+        """A `.json` without a file next to it: an orphaned sidecar, a foreign document, or data."""
+        try:
+            with open(full, "rb") as source:
+                head = source.read(MAX_SIDECAR_BYTES + 1)
+        except OSError as exc:
+            self._add("unreadable", path, f"cannot read: {exc.strerror}")
+            return
+        if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
+            self._add("orphan", path, "file without sidecar")
+            return
+        if len(head) > MAX_SIDECAR_BYTES:
+            return  # a big JSON document (a long run report); no sidecar is this large
+        expected = _parse_sidecar(head)
+        if isinstance(expected, _Expected):
+            of = f"image {expected.image_id} of product {expected.product_id}"
+            self._add("missing", path, f"sidecar without its file ({of})")
+        elif expected.shaped:
+            self._add("missing", path, f"sidecar without its file ({expected.reason})")
+
+    def _hash(self, full: str) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        view = memoryview(self._buffer)
+        total = 0
+        with open(full, "rb", buffering=0) as source:
+            while n := source.readinto(view):
+                digest.update(view[:n])
+                total += n
+                if self.progress is not None:
+                    self.progress(n)
+        self.bytes += total
+        return total, digest.hexdigest()
+
+    def _add(self, kind: FindingKind, path: str, detail: str) -> None:
+        self.findings.append(Finding(kind, path, detail))
+
+
+def _read_sidecar(full: str) -> _Expected | _Rejected:
+    try:
+        with open(full, "rb") as source:
+            raw = source.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        return _Rejected(f"cannot read: {exc.strerror}", shaped=False)
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return _Rejected("too large to be a sidecar", shaped=False)
+    return _parse_sidecar(raw)
+
+
+def _parse_sidecar(raw: bytes) -> _Expected | _Rejected:
+    """The facts of a sidecar document; never echoes its content (it is untrusted)."""
+    try:
+        document = json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return _Rejected("not valid JSON", shaped=False)
+    image = document.get("productImage") if isinstance(document, dict) else None
+    meta = document.get("file") if isinstance(document, dict) else None
+    if not isinstance(image, dict) or not isinstance(meta, dict):
+        return _Rejected("not an exporter sidecar (no productImage and file)", shaped=False)
+    try:
+        product_id, image_id = int(image["productId"]), int(image["id"])
+    except (KeyError, TypeError, ValueError):
+        return _Rejected("productImage has no valid id and productId", shaped=True)
+    size, sha256, name = meta.get("size"), meta.get("sha256"), meta.get("name")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return _Rejected("file.size is not a byte count", shaped=True)
+    if not isinstance(sha256, str) or len(sha256) != 64 or set(sha256.lower()) - _SHA256_HEX:
+        return _Rejected("file.sha256 is not a SHA-256 hex digest", shaped=True)
+    if name is not None and not isinstance(name, str):
+        return _Rejected("file.name is not a string", shaped=True)
+    return _Expected(name, size, sha256.lower(), product_id, image_id)
+
+
+def _refuse_while_a_run_holds_the_lock(root: Path) -> None:
+    """Probe the run lock without taking or creating it: verify never writes to `root`."""
+    try:
+        fd = os.open(root / STATE_DIR / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: no run has ever held it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise LockedError(
+            f"a run is exporting into {root}; verify it after the run has finished"
+        ) from None
+    except OSError:
+        return  # flock unsupported here (some network filesystems): check anyway
+    finally:
+        os.close(fd)
+
+
+def render_text(v: Verification) -> str:
+    """One line per finding, then a summary line; control characters are escaped."""
+    lines = [f"{f.kind}: {_printable(f.path)}: {_printable(f.detail)}" for f in v.findings]
+    checked = f"checked {v.checked} file{'s' if v.checked != 1 else ''} ({_human(v.bytes)})"
+    where = _printable(str(v.root))
+    if v.ok:
+        lines.append(f"{checked} in {where}: ok")
+    else:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(v.counts().items()))
+        total = len(v.findings)
+        lines.append(f"{checked} in {where}: {total} problem{'s' if total != 1 else ''} ({kinds})")
+    return "\n".join(lines)
+
+
+def render_json(v: Verification) -> str:
+    """The verification as one JSON document with stable keys, for monitors and scripts."""
+    document = {
+        "root": str(v.root),
+        "checked": v.checked,
+        "bytes": v.bytes,
+        "ok": v.ok,
+        "findings": [{"kind": f.kind, "path": f.path, "detail": f.detail} for f in v.findings],
+    }
+    # ASCII escapes keep odd file names (control characters, undecodable bytes) harmless.
+    return json.dumps(document, indent=2)
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _MAX_NAME_IN_DETAIL else name[:_MAX_NAME_IN_DETAIL] + "…"
+
+
+def _human(size: int) -> str:
+    amount, unit = float(size), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, bigger
+    return f"{size} bytes" if unit == "bytes" else f"{amount:.1f} {unit}"
