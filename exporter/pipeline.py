@@ -1,8 +1,9 @@
-"""The export job, end to end: manifest → metadata (batched) → downloads → sidecars → report.
+"""The export job, end to end: manifest → metadata (batched) → downloads → commits → report.
 
-    manifest rows ──► refs ─────► metadata batches ──┐
-                 └──► products ─► image lists ───────┴─► images ─► N download workers
-                                                                   (file, sidecar, index)
+    manifest rows ─► refs ─────► metadata batches ─┐
+                └──► products ─► image lists ──────┴─► images ─► N downloads ─► N commits
+                                                                 (temporary,   (fsync, rename,
+                                                                  SHA-256)      sidecar, index)
 
 Stages are tasks joined by bounded memory streams: a slow stage pushes back on the one
 before it, so memory stays flat for any manifest, and downloads start while metadata is
@@ -41,6 +42,7 @@ from exporter.errors import (
     PortalUnavailableError,
     StaleLinkError,
     TransientError,
+    UsageError,
     primary_exception,
 )
 from exporter.files import discard, remove_temporaries
@@ -56,6 +58,7 @@ from exporter.report import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     Failure,
     Tally,
     build_report,
@@ -144,7 +147,7 @@ class ExportJob:
         tally = Tally()
         counts = RequestCounts()
         aborted_by: str | None = None
-        exit_code = EXIT_INTERRUPTED
+        exit_code = EXIT_FAILURES  # unless the run says otherwise below
         try:
             async with _session(config) as session:
                 client = self._client(session)
@@ -158,6 +161,15 @@ class ExportJob:
         except (OutputError, PortalUnavailableError) as exc:
             aborted_by, exit_code = str(exc), EXIT_FAILURES
             log.error("aborted: %s", exc)
+        except UsageError as exc:
+            aborted_by, exit_code = str(exc), EXIT_USAGE
+            raise
+        except anyio.get_cancelled_exc_class():
+            exit_code = EXIT_INTERRUPTED
+            raise
+        except Exception as exc:
+            aborted_by = f"internal error: {type(exc).__name__}"
+            raise
         finally:
             report = build_report(
                 started_at=started,
