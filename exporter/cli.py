@@ -17,6 +17,7 @@ from exporter.config import load_config
 from exporter.errors import ExporterError, OutputError, UsageError, primary_exception
 from exporter.logs import configure_logging
 from exporter.pipeline import ExportJob, ExportResult
+from exporter.progress import ProgressView, choose_view
 from exporter.redact import redact
 from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -65,6 +66,12 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", default=default(False), help="only errors"
+    )
+    common.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default(False),
+        help="no progress bar or status lines",
     )
     common.add_argument(
         "--log-format",
@@ -212,11 +219,16 @@ def _run_command(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, manifest=args.manifest, output_dir=args.output, report=args.report
     )
-    job = ExportJob(config, force=args.force)
+    job = ExportJob(config, force=args.force, progress=_progress_view(args))
     result = run_job(job.run, lambda: job.result)
     if not args.quiet:
         print(summary(result))
     return result.exit_code
+
+
+def _progress_view(args: argparse.Namespace) -> ProgressView | None:
+    """A bar on a terminal, status lines in the log otherwise; none with -q/--no-progress."""
+    return choose_view(enabled=not (args.quiet or args.no_progress))
 
 
 def _verify_command(args: argparse.Namespace) -> int:
@@ -234,7 +246,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     # The simulator is imported only here and for `simulate`: `run` starts faster.
     from exporter.demo import DEMO_BURST, DEMO_RATE, Demo
 
-    demo = Demo(args.images, args.output)
+    demo = Demo(args.images, args.output, progress=_progress_view(args))
     result = run_job(demo.run, lambda: demo.job.result if demo.job else None)
     if not args.quiet:
         print(summary(result))

@@ -18,6 +18,7 @@ import anyio
 
 from exporter.config import parse_config
 from exporter.pipeline import ExportJob, ExportResult
+from exporter.progress import ProgressView
 from exporter.ratelimit import MemoryStore
 from exporter.simulator import Catalog, PortalSettings, serve_portal
 
@@ -39,7 +40,7 @@ class PortalFigures:
 class Demo:
     """One demo run: a generated catalog, a simulated portal, a real export."""
 
-    def __init__(self, images: int, output: Path) -> None:
+    def __init__(self, images: int, output: Path, progress: ProgressView | None = None) -> None:
         self.catalog = Catalog.generate(
             products=max(1, images // 5),
             images=images,
@@ -47,6 +48,7 @@ class Demo:
             image_size=(20_000, 120_000),
         )
         self.output = output
+        self.progress = progress
         self.job: ExportJob | None = None
         self.figures: PortalFigures | None = None
 
@@ -64,7 +66,7 @@ class Demo:
                 }
                 config = parse_config(raw, base_dir=Path.cwd(), env={}, source="demo")
                 # The simulated portal lives and dies with this process: no shared budget.
-                self.job = ExportJob(config, budget=MemoryStore())
+                self.job = ExportJob(config, budget=MemoryStore(), progress=self.progress)
                 began = time.monotonic()
                 result = await self.job.run()
                 stats = portal.stats

@@ -15,6 +15,8 @@ written either way.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,7 @@ from exporter.lock import RunLock
 from exporter.manifest import iter_manifest, validate_manifest
 from exporter.metadata import ImageRef, MetadataFetcher, ProductImage
 from exporter.paths import PathRegistry, render_layout
+from exporter.progress import ProgressView, Snapshot
 from exporter.ratelimit import BucketStore, Clock, TokenBucket
 from exporter.redact import redact
 from exporter.report import (
@@ -101,14 +104,17 @@ class ExportJob:
         force: bool = False,
         clock: Clock | None = None,
         budget: BucketStore | None = None,
+        progress: ProgressView | None = None,
     ) -> None:
         """`budget` holds the limiter's state; by default a file shared by every exporter
-        process on this machine that talks to the same portal."""
+        process on this machine that talks to the same portal. `progress` shows the
+        run's counters as it goes."""
         self.config = config
         self.force = force
         self.result: ExportResult | None = None
         self._clock = clock
         self._budget = budget
+        self._progress = progress
 
     async def run(self) -> ExportResult:
         """Validate, lock the output, export, write the report; returns how it ended.
@@ -153,7 +159,14 @@ class ExportJob:
                 client = self._client(session)
                 counts = client.counts
                 pipeline = _Pipeline(config, client, index, tally, force=self.force)
-                await pipeline.run()
+                began = time.monotonic()
+
+                def snapshot() -> Snapshot:
+                    return _snapshot(tally, client.counts, time.monotonic() - began)
+
+                await pipeline.run(self._progress, snapshot)
+                if self._progress is not None:
+                    self._progress.close(snapshot())
             exit_code = pipeline.exit_code()
         except FatalPortalError as exc:
             aborted_by, exit_code = str(exc), EXIT_ABORTED
@@ -230,7 +243,20 @@ class _Pipeline:
         self._denied = 0  # access-denied failures
         self._transient_streak = 0  # transient failures since the last success
 
-    async def run(self) -> None:
+    async def run(
+        self, progress: ProgressView | None = None, snapshot: Callable[[], Snapshot] | None = None
+    ) -> None:
+        """Run every stage to the end; `progress` is shown `snapshot()`s meanwhile."""
+        try:
+            async with anyio.create_task_group() as outer:
+                if progress is not None and snapshot is not None:
+                    outer.start_soon(_show_progress, progress, snapshot)
+                await self._stages()
+                outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise primary_exception(group) from None
+
+    async def _stages(self) -> None:
         size = self.config.batch_size
         refs_tx, refs_rx = anyio.create_memory_object_stream[ImageRef](size * 2)
         products_tx, products_rx = anyio.create_memory_object_stream[int](size * 2)
@@ -413,6 +439,26 @@ def write_sidecar_checked(image: ProductImage, saved: SavedFile, portal_host: st
     except OSError as exc:
         discard(saved.path)
         raise OutputError(f"cannot write the sidecar of {saved.path}: {exc.strerror}") from None
+
+
+async def _show_progress(view: ProgressView, snapshot: Callable[[], Snapshot]) -> None:
+    while True:
+        await anyio.sleep(view.interval)
+        view.show(snapshot())
+
+
+def _snapshot(tally: Tally, counts: RequestCounts, elapsed: float) -> Snapshot:
+    return Snapshot(
+        total=tally.total,
+        exported=tally.exported,
+        skipped=tally.skipped,
+        failed=tally.failed,
+        bytes=tally.bytes,
+        requests=counts.rest + counts.download,
+        rate_limited=counts.rate_limited,
+        retried=counts.retried,
+        elapsed=elapsed,
+    )
 
 
 def _drain(stream: Receiver[T]) -> list[T]:

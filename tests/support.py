@@ -40,6 +40,11 @@ class FakeClock:
         return sum(self.sleeps)
 
 
+def catalog_of(products: int, images: int, seed: int = 3) -> Catalog:
+    """A generated catalog of small images (200 to 3,000 bytes)."""
+    return Catalog.generate(products=products, images=images, seed=seed, image_size=(200, 3000))
+
+
 def write_manifest(path: Path, rows: Iterable[tuple[int, int | None]]) -> Path:
     """A CSV manifest; a row with None as image id is product-only."""
     with path.open("w", newline="", encoding="utf-8") as out:

@@ -20,6 +20,7 @@ from exporter.pipeline import ExportJob
 from exporter.simulator import Catalog, PortalSettings
 
 from .support import (
+    catalog_of,
     export,
     export_config,
     exported_files,
@@ -32,10 +33,6 @@ from .support import (
 
 SIDECAR_KEYS = {"productImage", "file", "source", "exportedAt", "exporter"}
 IMAGE_KEYS = {"createTime", "detailUrl", "id", "name", "productId", "type"}
-
-
-def catalog_of(products: int, images: int, seed: int = 3) -> Catalog:
-    return Catalog.generate(products=products, images=images, seed=seed, image_size=(200, 3000))
 
 
 async def test_every_image_is_byte_identical_with_a_sidecar_per_spec(tmp_path: Path) -> None:

@@ -1,0 +1,140 @@
+"""Progress while a run goes: a live bar on a terminal, a status line in the log otherwise.
+
+The operator of a migration watches a bar (tqdm): images done of those known so far,
+bytes, rate, ETA, and the 503s and retries so far. A cron job has no terminal: it gets
+one status line in the log every ten seconds instead. Both read the same snapshot of
+the run's counters; neither changes what the run does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+from exporter.logs import LOGGER_NAME
+
+log = logging.getLogger(__name__)
+
+BAR_INTERVAL = 0.5
+LOG_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The run's counters at one moment."""
+
+    total: int  # images known so far (product-only rows add theirs as they are listed)
+    exported: int
+    skipped: int
+    failed: int
+    bytes: int
+    requests: int  # REST requests and downloads sent
+    rate_limited: int
+    retried: int
+    elapsed: float
+
+    @property
+    def done(self) -> int:
+        return self.exported + self.skipped + self.failed
+
+
+class ProgressView(Protocol):
+    """Shows snapshots every `interval` seconds, and once more at the end."""
+
+    interval: float
+
+    def show(self, snap: Snapshot) -> None: ...
+
+    def close(self, snap: Snapshot) -> None: ...
+
+
+class BarView:
+    """A tqdm bar on the terminal; log lines print above it instead of through it."""
+
+    interval = BAR_INTERVAL
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._bar: Any = None
+        self._redirect: Any = None
+
+    def _open(self) -> Any:
+        from tqdm import tqdm  # loaded only when a bar is shown
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger(LOGGER_NAME)])
+        self._redirect.__enter__()
+        return tqdm(total=0, unit="img", file=self._stream, dynamic_ncols=True)
+
+    def show(self, snap: Snapshot) -> None:
+        bar = self._bar = self._bar or self._open()
+        if snap.total != bar.total:
+            bar.total = snap.total
+        bar.update(snap.done - bar.n)
+        bar.set_postfix_str(
+            f"{_size(snap.bytes)}, {snap.failed} failed, "
+            f"503s {snap.rate_limited}, retries {snap.retried}",
+            refresh=True,
+        )
+
+    def close(self, snap: Snapshot) -> None:
+        if self._bar is None:
+            return  # the run ended before the first tick: the summary says it all
+        self.show(snap)
+        self._bar.close()
+        self._redirect.__exit__(None, None, None)
+
+
+class LogView:
+    """One status line in the log every ten seconds (no terminal: cron, systemd)."""
+
+    interval = LOG_INTERVAL
+
+    def show(self, snap: Snapshot) -> None:
+        rate = snap.done / snap.elapsed if snap.elapsed > 0 else 0.0
+        remaining = snap.total - snap.done
+        eta = _duration(remaining / rate) if rate > 0 and remaining > 0 else "-"
+        log.info(
+            "progress: %d/%d images (%d exported, %d already done, %d failed), %s, "
+            "%.1f images/s, ETA %s, %d requests, 503s %d, retries %d",
+            snap.done,
+            snap.total,
+            snap.exported,
+            snap.skipped,
+            snap.failed,
+            _size(snap.bytes),
+            rate,
+            eta,
+            snap.requests,
+            snap.rate_limited,
+            snap.retried,
+        )
+
+    def close(self, snap: Snapshot) -> None:
+        """The summary at the end says it all; nothing more here."""
+
+
+def choose_view(enabled: bool, stream: TextIO | None = None) -> ProgressView | None:
+    """A bar on a terminal, status lines elsewhere, nothing when disabled."""
+    if not enabled:
+        return None
+    stream = stream or sys.stderr
+    return BarView(stream) if stream.isatty() else LogView()
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
