@@ -16,10 +16,17 @@ from exporter import __version__
 from exporter.config import load_config
 from exporter.errors import ExporterError, OutputError, UsageError, primary_exception
 from exporter.logs import configure_logging
+from exporter.metrics import write_metrics
 from exporter.pipeline import ExportJob, ExportResult
 from exporter.progress import ProgressView, choose_view
 from exporter.redact import redact
-from exporter.report import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from exporter.report import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    usage_error_report,
+)
 
 log = logging.getLogger("exporter.cli")
 
@@ -113,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
+    run.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="FILE",
+        help="write Prometheus metrics of the run here, e.g. for node_exporter's textfile "
+        "collector (replaced atomically at the end of every run)",
+    )
     run.set_defaults(handler=_run_command)
 
     verify = commands.add_parser(
@@ -216,11 +230,18 @@ def _positive(text: str) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    config = load_config(
-        args.config, manifest=args.manifest, output_dir=args.output, report=args.report
-    )
-    job = ExportJob(config, force=args.force, progress=_progress_view(args))
-    result = run_job(job.run, lambda: job.result)
+    try:
+        config = load_config(
+            args.config, manifest=args.manifest, output_dir=args.output, report=args.report
+        )
+        job = ExportJob(config, force=args.force, progress=_progress_view(args))
+        result = run_job(job.run, lambda: job.result)
+    except UsageError:
+        if args.metrics_file:  # a monitor must see a broken configuration too
+            write_metrics(args.metrics_file, usage_error_report(), 0.0)
+        raise
+    if args.metrics_file:
+        write_metrics(args.metrics_file, result.report, result.seconds)
     if not args.quiet:
         print(summary(result))
     return result.exit_code

@@ -92,6 +92,7 @@ class ExportResult:
     report: dict[str, Any]
     report_path: Path
     aborted_by: str | None = None
+    seconds: float = 0.0  # wall time of the run
 
 
 class ExportJob:
@@ -150,6 +151,7 @@ class ExportJob:
     async def _run_locked(self, index: ExportIndex) -> ExportResult:
         config = self.config
         started = datetime.now(UTC)
+        began = time.monotonic()
         tally = Tally()
         counts = RequestCounts()
         aborted_by: str | None = None
@@ -159,7 +161,6 @@ class ExportJob:
                 client = self._client(session)
                 counts = client.counts
                 pipeline = _Pipeline(config, client, index, tally, force=self.force)
-                began = time.monotonic()
 
                 def snapshot() -> Snapshot:
                     return _snapshot(tally, client.counts, time.monotonic() - began)
@@ -194,7 +195,8 @@ class ExportJob:
                 aborted_by=aborted_by,
             )
             write_report(config.report, report)
-            self.result = ExportResult(exit_code, report, config.report, aborted_by)
+            seconds = time.monotonic() - began
+            self.result = ExportResult(exit_code, report, config.report, aborted_by, seconds)
         return self.result
 
     def _client(self, session: aiohttp.ClientSession) -> PortalClient:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,19 @@ def build_report(
     return report
 
 
+def usage_error_report() -> dict[str, Any]:
+    """The report of a run that could not start (exit 2): nothing counted, nothing sent."""
+    now = datetime.now(UTC)
+    return build_report(
+        started_at=now,
+        finished_at=now,
+        portal="",
+        tally=Tally(),
+        counts=RequestCounts(),
+        exit_code=EXIT_USAGE,
+    )
+
+
 def write_report(path: Path, report: dict[str, Any]) -> bool:
     """Write the report atomically; a failure to write is logged, not raised."""
     try:
@@ -111,8 +124,3 @@ def write_report(path: Path, report: dict[str, Any]) -> bool:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def counts_dict(counts: RequestCounts) -> dict[str, int]:
-    """Request counts by their field names (for summaries and tests)."""
-    return asdict(counts)
