@@ -15,10 +15,10 @@ import anyio
 from exporter import __version__
 from exporter.config import load_config
 from exporter.errors import ExporterError, OutputError, UsageError, primary_exception
+from exporter.job import DiscoveryJob, ExportJob, ExportResult
 from exporter.logs import configure_logging
 from exporter.metrics import write_metrics
-from exporter.pipeline import ExportJob, ExportResult
-from exporter.progress import ProgressView, choose_view
+from exporter.progress import ProgressView, choose_view, discovery_reporter
 from exporter.redact import redact
 from exporter.report import (
     EXIT_FAILURES,
@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
     run.add_argument(
+        "--discover",
+        action="store_true",
+        help="export every image of the whole catalog, found by walking it, "
+        "instead of the manifest's (one job for the nightly backup)",
+    )
+    run.add_argument(
         "--metrics-file",
         type=Path,
         metavar="FILE",
@@ -128,6 +134,37 @@ def build_parser() -> argparse.ArgumentParser:
         "collector (replaced atomically at the end of every run)",
     )
     run.set_defaults(handler=_run_command)
+
+    discover = commands.add_parser(
+        "discover",
+        parents=[common],
+        help="write a manifest of every image of some products, or of the catalog",
+        description=(
+            "Write a manifest naming every image of the given products "
+            "(catalog.productImage.list), or of the whole catalog: every catalog, product "
+            "and variation (catalog.product.list, fast paging), then their images — all "
+            "in batches and under the configured rate limit."
+        ),
+        epilog="examples:\n"
+        "  b24-image-exporter discover --config config.yaml --all --out manifest.csv\n"
+        "  b24-image-exporter discover --config config.yaml --product 12 14 --out m.yaml\n\n"
+        "exit codes:\n  0  every image found is in the manifest\n"
+        "  1  some catalogs or products could not be read (named in the log)\n"
+        "  2  usage or configuration error\n  3  the portal refused the job as a whole",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    discover.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+    )
+    which = discover.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--product", type=_positive, nargs="+", metavar="ID", help="these products' images"
+    )
+    which.add_argument("--all", action="store_true", help="every image of the whole catalog")
+    discover.add_argument(
+        "--out", type=Path, required=True, metavar="MANIFEST", help="manifest to write (.csv/.yaml)"
+    )
+    discover.set_defaults(handler=_discover_command)
 
     verify = commands.add_parser(
         "verify",
@@ -234,7 +271,9 @@ def _run_command(args: argparse.Namespace) -> int:
         config = load_config(
             args.config, manifest=args.manifest, output_dir=args.output, report=args.report
         )
-        job = ExportJob(config, force=args.force, progress=_progress_view(args))
+        job = ExportJob(
+            config, force=args.force, progress=_progress_view(args), discover=args.discover
+        )
         result = run_job(job.run, lambda: job.result)
     except UsageError:
         if args.metrics_file:  # a monitor must see a broken configuration too
@@ -250,6 +289,30 @@ def _run_command(args: argparse.Namespace) -> int:
 def _progress_view(args: argparse.Namespace) -> ProgressView | None:
     """A bar on a terminal, status lines in the log otherwise; none with -q/--no-progress."""
     return choose_view(enabled=not (args.quiet or args.no_progress))
+
+
+def _discover_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    enabled = not (args.quiet or args.no_progress)
+    job = DiscoveryJob(
+        config, args.out, products=args.product, on_change=discovery_reporter(enabled)
+    )
+    try:
+        result = anyio.run(job.run)
+    except BaseExceptionGroup as group:
+        raise primary_exception(group) from None
+    if not args.quiet:
+        found = result.found
+        print(
+            f"discovered {result.rows} images of {found.products} products"
+            + (f" in {found.catalogs} catalogs" if args.all else "")
+            + f" with {found.requests} requests; manifest: {args.out}"
+        )
+        for product_id, error in found.failed_products:
+            print(f"  product {product_id}: {redact(str(error))}")
+        if result.aborted_by:
+            print(f"aborted: {redact(result.aborted_by)}")
+    return result.exit_code
 
 
 def _verify_command(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 
 from exporter.config import parse_config
-from exporter.pipeline import ExportJob, ExportResult
+from exporter.job import ExportJob, ExportResult
 from exporter.progress import ProgressView
 from exporter.ratelimit import MemoryStore
 from exporter.simulator import Catalog, PortalSettings, serve_portal

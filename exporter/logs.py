@@ -43,4 +43,3 @@ def configure_logging(verbosity: int, fmt: str, stream: TextIO | None = None) ->
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False

@@ -15,26 +15,20 @@ written either way.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import aiohttp
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream as Receiver
 from anyio.streams.memory import MemoryObjectSendStream as Sender
 
-from exporter.auth import make_auth
-from exporter.budget import shared_store
-from exporter.client import PortalClient, RequestCounts
+from exporter.client import PortalClient
 from exporter.config import Config
+from exporter.discover import DiscoveryProgress, catalog_iblocks, walk_products
 from exporter.download import Received, commit, receive
 from exporter.errors import (
     AccessDeniedError,
-    ConfigError,
     DownloadError,
     ExporterError,
     FatalPortalError,
@@ -44,28 +38,21 @@ from exporter.errors import (
     PortalUnavailableError,
     StaleLinkError,
     TransientError,
-    UsageError,
     primary_exception,
 )
-from exporter.files import discard, remove_temporaries
-from exporter.index import STATE_DIR, ExportIndex
-from exporter.lock import RunLock
-from exporter.manifest import iter_manifest, validate_manifest
+from exporter.files import discard
+from exporter.index import ExportIndex
+from exporter.manifest import iter_manifest
 from exporter.metadata import ImageRef, MetadataFetcher, ProductImage
 from exporter.paths import PathRegistry, render_layout
 from exporter.progress import ProgressView, Snapshot
-from exporter.ratelimit import BucketStore, Clock, TokenBucket
 from exporter.redact import redact
 from exporter.report import (
     EXIT_ABORTED,
     EXIT_FAILURES,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     Failure,
     Tally,
-    build_report,
-    write_report,
 )
 from exporter.sidecar import SavedFile, owner_of, write_sidecar
 
@@ -81,145 +68,9 @@ BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arr
 # success between, mean the portal is down or unreachable: stop rather than spend hours
 # failing every remaining image.
 UNAVAILABLE_THRESHOLD = 100
-READ_BUFFER_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ExportResult:
-    """How a run ended."""
-
-    exit_code: int
-    report: dict[str, Any]
-    report_path: Path
-    aborted_by: str | None = None
-    seconds: float = 0.0  # wall time of the run
-
-
-class ExportJob:
-    """One run of the export over one manifest into one output folder."""
-
-    def __init__(
-        self,
-        config: Config,
-        *,
-        force: bool = False,
-        clock: Clock | None = None,
-        budget: BucketStore | None = None,
-        progress: ProgressView | None = None,
-    ) -> None:
-        """`budget` holds the limiter's state; by default a file shared by every exporter
-        process on this machine that talks to the same portal. `progress` shows the
-        run's counters as it goes."""
-        self.config = config
-        self.force = force
-        self.result: ExportResult | None = None
-        self._clock = clock
-        self._budget = budget
-        self._progress = progress
-
-    async def run(self) -> ExportResult:
-        """Validate, lock the output, export, write the report; returns how it ended.
-
-        Raises `UsageError` (nothing requested) before the run starts. If the run is
-        cancelled (a signal), the report is written and `self.result` set before the
-        cancellation propagates.
-        """
-        config = self.config
-        if config.manifest is None:
-            raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
-        rows = validate_manifest(config.manifest)
-        log.info(
-            "exporting %d manifest rows from %s into %s",
-            rows,
-            config.portal.host,
-            config.output_dir,
-        )
-        try:
-            config.output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create {config.output_dir}: {exc.strerror}") from None
-        with RunLock(config.output_dir / STATE_DIR):
-            removed = remove_temporaries(config.output_dir)
-            if removed:
-                log.info("removed %d temporary files left by an interrupted run", removed)
-            index = ExportIndex.open(config.output_dir)
-            try:
-                return await self._run_locked(index)
-            finally:
-                index.close()
-
-    async def _run_locked(self, index: ExportIndex) -> ExportResult:
-        config = self.config
-        started = datetime.now(UTC)
-        began = time.monotonic()
-        tally = Tally()
-        counts = RequestCounts()
-        aborted_by: str | None = None
-        exit_code = EXIT_FAILURES  # unless the run says otherwise below
-        try:
-            async with _session(config) as session:
-                client = self._client(session)
-                counts = client.counts
-                pipeline = _Pipeline(config, client, index, tally, force=self.force)
-
-                def snapshot() -> Snapshot:
-                    return _snapshot(tally, client.counts, time.monotonic() - began)
-
-                await pipeline.run(self._progress, snapshot)
-                if self._progress is not None:
-                    self._progress.close(snapshot())
-            exit_code = pipeline.exit_code()
-        except FatalPortalError as exc:
-            aborted_by, exit_code = str(exc), EXIT_ABORTED
-            log.error("aborted: %s", exc)
-        except (OutputError, PortalUnavailableError) as exc:
-            aborted_by, exit_code = str(exc), EXIT_FAILURES
-            log.error("aborted: %s", exc)
-        except UsageError as exc:
-            aborted_by, exit_code = str(exc), EXIT_USAGE
-            raise
-        except anyio.get_cancelled_exc_class():
-            exit_code = EXIT_INTERRUPTED
-            raise
-        except Exception as exc:
-            aborted_by = f"internal error: {type(exc).__name__}"
-            raise
-        finally:
-            report = build_report(
-                started_at=started,
-                finished_at=datetime.now(UTC),
-                portal=config.portal.host,
-                tally=tally,
-                counts=counts,
-                exit_code=exit_code,
-                aborted_by=aborted_by,
-            )
-            write_report(config.report, report)
-            seconds = time.monotonic() - began
-            self.result = ExportResult(exit_code, report, config.report, aborted_by, seconds)
-        return self.result
-
-    def _client(self, session: aiohttp.ClientSession) -> PortalClient:
-        config = self.config
-        rate = config.rate_limit
-        return PortalClient(
-            base_url=config.portal.base_url,
-            auth=make_auth(config.portal, session),
-            session=session,
-            limiter=TokenBucket(
-                rate.requests_per_second,
-                rate.burst,
-                self._clock,
-                self._budget or shared_store(config.portal.host),
-            ),
-            max_attempts=config.max_attempts,
-            timeout_seconds=config.portal.timeout_seconds,
-            downloads_share_limit=rate.downloads_share_limit,
-            clock=self._clock,
-        )
-
-
-class _Pipeline:
+class Pipeline:
     """The stages of one run and the state they share (counts, seen images, paths)."""
 
     def __init__(
@@ -230,12 +81,14 @@ class _Pipeline:
         tally: Tally,
         *,
         force: bool,
+        discover: bool = False,
     ) -> None:
         self.config = config
         self.client = client
         self.index = index
         self.tally = tally
         self.force = force
+        self.discover = discover
         self.metadata = MetadataFetcher(
             client, batch_size=config.batch_size, max_attempts=config.max_attempts
         )
@@ -267,7 +120,8 @@ class _Pipeline:
         done_tx, done_rx = anyio.create_memory_object_stream[tuple[ProductImage, Received]](workers)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read_manifest, refs_tx, products_tx)
+                source = self._discover_products if self.discover else self._read_manifest
+                tg.start_soon(source, refs_tx, products_tx)
                 tg.start_soon(self._fetch_metadata, refs_rx, images_tx.clone())
                 tg.start_soon(self._resolve_products, products_rx, images_tx)
                 for _ in range(workers):
@@ -282,7 +136,7 @@ class _Pipeline:
     def exit_code(self) -> int:
         """0 when every image is exported or done; 3 when access was denied for all."""
         tally = self.tally
-        if tally.failed == 0:
+        if tally.failed == 0 and not tally.warnings:
             return EXIT_OK
         if self._images_read == 0 and tally.skipped == 0 and self._denied == tally.failed:
             log.error("access denied for every image: the credentials cannot read the catalog")
@@ -306,6 +160,29 @@ class _Pipeline:
                     await refs.send(ref)
                 elif number % 512 == 0:
                     await anyio.lowlevel.checkpoint()  # a long run of done images yields too
+
+    async def _discover_products(self, refs: Sender[ImageRef], products: Sender[int]) -> None:
+        """Every product and variation of every catalog, found with the fast paging."""
+        refs.close()  # no image is named: each product's images come from its list
+        found = DiscoveryProgress()
+        async with products:
+            iblocks = await catalog_iblocks(self.client, found)
+            pages = walk_products(
+                self.client,
+                iblocks,
+                batch_size=self.config.batch_size,
+                max_attempts=self.config.max_attempts,
+                progress=found,
+            )
+            listed: set[int] = set()
+            async for page in pages:
+                for product_id in page:
+                    if product_id not in listed:
+                        listed.add(product_id)
+                        await products.send(product_id)
+        for iblock, error in found.skipped_iblocks:
+            self.tally.warnings.append(f"catalog (iblock {iblock}) not walked: {error}")
+        log.info("discovery: %d products in %d catalogs", len(listed), len(iblocks))
 
     def _is_new(self, ref: ImageRef) -> bool:
         """Count an image the first time it is seen; False for repeats and done ones."""
@@ -449,20 +326,6 @@ async def _show_progress(view: ProgressView, snapshot: Callable[[], Snapshot]) -
         view.show(snapshot())
 
 
-def _snapshot(tally: Tally, counts: RequestCounts, elapsed: float) -> Snapshot:
-    return Snapshot(
-        total=tally.total,
-        exported=tally.exported,
-        skipped=tally.skipped,
-        failed=tally.failed,
-        bytes=tally.bytes,
-        requests=counts.rest + counts.download,
-        rate_limited=counts.rate_limited,
-        retried=counts.retried,
-        elapsed=elapsed,
-    )
-
-
 def _drain(stream: Receiver[T]) -> list[T]:
     """Whatever is queued in a stream right now."""
     items: list[T] = []
@@ -489,9 +352,3 @@ async def _next_batch(stream: Receiver[T], size: int) -> list[T]:
     except anyio.EndOfStream:
         pass
     return batch
-
-
-def _session(config: Config) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=config.download_concurrency + 4, ttl_dns_cache=300)
-    # A larger read buffer means fewer pauses of the socket for big downloads.
-    return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES)

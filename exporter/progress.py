@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -138,3 +140,40 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class DiscoveryFigures(Protocol):
+    """What a discovery has found so far (see `exporter.discover.DiscoveryProgress`)."""
+
+    catalogs: int
+    products: int
+    images: int
+    requests: int
+
+
+def discovery_reporter(
+    enabled: bool, stream: TextIO | None = None
+) -> Callable[[DiscoveryFigures], None] | None:
+    """A counter on a terminal, a log line every ten seconds elsewhere, or nothing."""
+    if not enabled:
+        return None
+    stream = stream or sys.stderr
+    if stream.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" products", file=stream, dynamic_ncols=True)
+
+        def on_terminal(found: DiscoveryFigures) -> None:
+            bar.update(found.products - bar.n)
+            bar.set_postfix_str(f"{found.images} images, {found.requests} requests")
+
+        return on_terminal
+    last = [time.monotonic()]
+
+    def in_log(found: DiscoveryFigures) -> None:
+        if time.monotonic() - last[0] >= LOG_INTERVAL:
+            last[0] = time.monotonic()
+            log.info("discovery: %d catalogs, %d products, %d images so far, %d requests",
+                     found.catalogs, found.products, found.images, found.requests)  # fmt: skip
+
+    return in_log

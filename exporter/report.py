@@ -46,6 +46,7 @@ class Tally:
     failed: int = 0
     bytes: int = 0
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what was left out, not per image
 
     def fail(self, failure: Failure) -> None:
         self.failed += 1
@@ -92,6 +93,8 @@ def build_report(
         "bytes": tally.bytes,
         "exitCode": exit_code,
     }
+    if tally.warnings:
+        report["warnings"] = [redact(warning) for warning in tally.warnings]
     if aborted_by is not None:
         report["abortedBy"] = redact(aborted_by)
     return report

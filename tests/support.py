@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from exporter.config import Config, parse_config
-from exporter.pipeline import ExportJob, ExportResult
+from exporter.job import ExportJob, ExportResult
 from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
 
 FAST = {"requests_per_second": 1000, "burst": 1000}

@@ -15,8 +15,8 @@ import yaml
 from exporter.config import parse_config
 from exporter.errors import LockedError
 from exporter.index import STATE_DIR
+from exporter.job import ExportJob
 from exporter.lock import RunLock
-from exporter.pipeline import ExportJob
 from exporter.simulator import Catalog, PortalSettings
 
 from .support import (

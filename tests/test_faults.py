@@ -14,7 +14,8 @@ import aiofiles
 import pytest
 from aiohttp import web
 
-from exporter.pipeline import UNAVAILABLE_THRESHOLD, ExportJob
+from exporter.job import ExportJob
+from exporter.pipeline import UNAVAILABLE_THRESHOLD
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
 from .support import FakeClock, export_config, exported_files, sidecar_of, write_manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.pipeline import ExportJob
+from exporter.job import ExportJob
 from exporter.progress import BarView, LogView, Snapshot, choose_view
 
 from .support import catalog_of, export_config, portal_for, write_manifest
