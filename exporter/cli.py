@@ -13,14 +13,22 @@ from pathlib import Path
 import anyio
 
 from exporter import __version__
-from exporter.config import load_config
-from exporter.errors import ExporterError, OutputError, UsageError, primary_exception
-from exporter.job import DiscoveryJob, ExportJob, ExportResult
+from exporter.config import Config, load_config
+from exporter.dryrun import render_plan
+from exporter.errors import (
+    ExporterError,
+    FatalPortalError,
+    OutputError,
+    UsageError,
+    primary_exception,
+)
+from exporter.job import DiscoveryJob, ExportJob, ExportResult, dry_run
 from exporter.logs import configure_logging
 from exporter.metrics import write_metrics
 from exporter.progress import ProgressView, choose_view, discovery_reporter
 from exporter.redact import redact
 from exporter.report import (
+    EXIT_ABORTED,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -120,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
+    run.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="plan",
+        choices=("plan", "metadata"),
+        metavar="metadata",
+        help="say what the run would do and how long the rate limit makes it take; "
+        "request nothing, write nothing (--dry-run=metadata: fetch the metadata too)",
+    )
     run.add_argument(
         "--discover",
         action="store_true",
@@ -271,6 +288,8 @@ def _run_command(args: argparse.Namespace) -> int:
         config = load_config(
             args.config, manifest=args.manifest, output_dir=args.output, report=args.report
         )
+        if args.dry_run:
+            return _dry_run(args, config)
         job = ExportJob(
             config, force=args.force, progress=_progress_view(args), discover=args.discover
         )
@@ -289,6 +308,19 @@ def _run_command(args: argparse.Namespace) -> int:
 def _progress_view(args: argparse.Namespace) -> ProgressView | None:
     """A bar on a terminal, status lines in the log otherwise; none with -q/--no-progress."""
     return choose_view(enabled=not (args.quiet or args.no_progress))
+
+
+def _dry_run(args: argparse.Namespace, config: Config) -> int:
+    metadata = args.dry_run == "metadata"
+    try:
+        plan = anyio.run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
+    except BaseExceptionGroup as group:
+        raise primary_exception(group) from None
+    except FatalPortalError as exc:
+        print(f"aborted: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_ABORTED
+    print(redact(render_plan(plan, config)))
+    return EXIT_FAILURES if plan.failures else EXIT_OK
 
 
 def _discover_command(args: argparse.Namespace) -> int:

@@ -61,6 +61,13 @@ class ExportIndex:
         index._file = path.open("a", encoding="utf-8")
         return index
 
+    @classmethod
+    def read(cls, root: Path) -> ExportIndex:
+        """The index of `root` without writing anything (a dry run); `add` keeps to memory."""
+        path = root / STATE_DIR / INDEX_NAME
+        entries = _load(path)[0] if path.exists() else _scan_sidecars(root)
+        return cls(root, entries)
+
     def is_done(self, ref: ImageRef) -> bool:
         """Exported earlier: the sidecar is there and the file has the recorded size."""
         entry = self.entries.get(ref)

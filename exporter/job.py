@@ -30,6 +30,7 @@ from exporter.discover import (
     discover_images,
     walk_products,
 )
+from exporter.dryrun import Plan, check_metadata, discover_plan, read_plan
 from exporter.errors import (
     AccessDeniedError,
     ConfigError,
@@ -301,3 +302,28 @@ class DiscoveryJob:
         if rows == 0 and found.failed_products and len(denied) == len(found.failed_products):
             return DiscoveryResult(EXIT_ABORTED, rows, found, "access denied for every product")
         return DiscoveryResult(EXIT_OK if found.complete else EXIT_FAILURES, rows, found)
+
+
+async def dry_run(
+    config: Config,
+    *,
+    discover: bool = False,
+    metadata: bool = False,
+    clock: Clock | None = None,
+    budget: BucketStore | None = None,
+) -> Plan:
+    """What a run would do; the portal is asked only for discovery and `metadata`."""
+    if discover:
+        plan = Plan()
+    elif config.manifest is None:
+        raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
+    else:
+        plan = read_plan(config, config.manifest)
+    if discover or metadata:
+        async with _session(config) as session:
+            client = portal_client(config, session, clock=clock, budget=budget)
+            if discover:
+                await discover_plan(client, config, plan)
+            if metadata:
+                await check_metadata(client, config, None if discover else config.manifest, plan)
+    return plan

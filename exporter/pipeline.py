@@ -288,9 +288,7 @@ class Pipeline:
         log.debug("%s: saved %s (%d bytes)", image.ref, relative, saved.size)
 
     def _fail(self, product_id: int, image_id: int | None, error: ExporterError) -> None:
-        code = getattr(error, "code", type(error).__name__)
-        description = getattr(error, "description", str(error))
-        self.tally.fail(Failure(product_id, image_id, str(code), str(description)))
+        self.tally.fail(Failure.of(product_id, image_id, error))
         what = f"product {product_id}" + (f" image {image_id}" if image_id is not None else "")
         log.warning("%s failed: %s", what, redact(str(error)))
         if isinstance(error, TransientError):

@@ -97,7 +97,7 @@ class LogView:
     def show(self, snap: Snapshot) -> None:
         rate = snap.done / snap.elapsed if snap.elapsed > 0 else 0.0
         remaining = snap.total - snap.done
-        eta = _duration(remaining / rate) if rate > 0 and remaining > 0 else "-"
+        eta = format_duration(remaining / rate) if rate > 0 and remaining > 0 else "-"
         log.info(
             "progress: %d/%d images (%d exported, %d already done, %d failed), %s, "
             "%.1f images/s, ETA %s, %d requests, 503s %d, retries %d",
@@ -135,11 +135,14 @@ def _size(count: int) -> str:
     return f"{value:.1f} TB"
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
+def format_duration(seconds: float) -> str:
+    """`3h05m`, `4m07s`, `12s`."""
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class DiscoveryFigures(Protocol):

@@ -35,6 +35,13 @@ class Failure:
     error: str
     description: str
 
+    @classmethod
+    def of(cls, product_id: int, image_id: int | None, error: BaseException) -> Failure:
+        """A failure from an error of the tree (its code and description when it has them)."""
+        code = getattr(error, "code", type(error).__name__)
+        description = getattr(error, "description", str(error))
+        return cls(product_id, image_id, str(code), str(description))
+
 
 @dataclass
 class Tally:

@@ -1,0 +1,178 @@
+"""`run --dry-run`: what a run would do and how long the portal's limit makes it take.
+
+A plain dry run asks the portal nothing and writes nothing: it reads the manifest and
+the output's index, and counts what is already done, what is left and the requests
+that needs. `--dry-run=metadata` also fetches the metadata (in batches, under the
+limit) — still no download, no file — so images of whole products are counted too,
+and images that would fail are named. With `--discover`, the catalog walk is part of
+both. The estimate is the portal's limit alone: requests beyond the burst, at the
+configured rate; transfer time is not in it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.client import PortalClient
+from exporter.config import Config
+from exporter.discover import DiscoveryProgress, catalog_iblocks, walk_products
+from exporter.errors import PortalError
+from exporter.index import ExportIndex
+from exporter.manifest import iter_manifest, validate_manifest
+from exporter.metadata import ImageRef, MetadataFetcher
+from exporter.progress import format_duration
+from exporter.ratelimit import headroom
+from exporter.report import Failure
+
+
+@dataclass
+class Plan:
+    """What a run over this manifest and output would do."""
+
+    named: int = 0  # distinct images named by pairs
+    done: int = 0  # of which already exported
+    product_ids: set[int] = field(default_factory=set)  # products listed whole at run time
+    listed: int | None = None  # their images not yet done (known with metadata)
+    failures: list[Failure] = field(default_factory=list)  # metadata mode only
+    metadata_checked: bool = False
+    discovered: bool = False
+
+    @property
+    def products(self) -> int:
+        return len(self.product_ids)
+
+    @property
+    def to_fetch(self) -> int:
+        """Named images whose metadata a run asks for."""
+        return self.named - self.done
+
+    def downloads(self) -> int:
+        """Downloads a run sends (without product images unless metadata was fetched)."""
+        return (
+            self.to_fetch
+            - len([f for f in self.failures if f.image_id is not None])
+            + (self.listed or 0)
+        )
+
+
+def requests_needed(plan: Plan, config: Config) -> tuple[int, int, int]:
+    """Metadata batches, product-list batches and downloads the run sends."""
+    size = config.batch_size
+    return math.ceil(plan.to_fetch / size), math.ceil(plan.products / size), plan.downloads()
+
+
+def estimate_seconds(plan: Plan, config: Config) -> float:
+    """Wall time the portal's limit allows for those requests (transfers not counted)."""
+    rate = config.rate_limit
+    metadata, lists, downloads = requests_needed(plan, config)
+    counted = metadata + lists + (downloads if rate.downloads_share_limit else 0)
+    capacity = max(1, rate.burst - headroom(rate.burst))
+    return max(0, counted - capacity) / rate.requests_per_second
+
+
+def read_plan(config: Config, manifest: Path) -> Plan:
+    """Count a manifest against the output's index; no request."""
+    validate_manifest(manifest)
+    index = ExportIndex.read(config.output_dir)
+    plan = Plan()
+    seen: set[ImageRef] = set()
+    for row in iter_manifest(manifest):
+        if row.image_id is None:
+            plan.product_ids.add(row.product_id)
+            continue
+        ref = ImageRef(row.product_id, row.image_id)
+        if ref not in seen:
+            seen.add(ref)
+            plan.named += 1
+            plan.done += index.is_done(ref)
+    return plan
+
+
+async def discover_plan(client: PortalClient, config: Config, plan: Plan) -> None:
+    """Add every product of the catalog to a plan (the walk costs requests)."""
+    found = DiscoveryProgress()
+    iblocks = await catalog_iblocks(client, found)
+    pages = walk_products(
+        client, iblocks, batch_size=config.batch_size, max_attempts=config.max_attempts
+    )
+    async for page in pages:
+        plan.product_ids.update(page)
+    plan.discovered = True
+
+
+async def check_metadata(
+    client: PortalClient, config: Config, manifest: Path | None, plan: Plan
+) -> None:
+    """Fetch the metadata a run would (no downloads): failures named, product images counted."""
+    index = ExportIndex.read(config.output_dir)
+    fetcher = MetadataFetcher(
+        client, batch_size=config.batch_size, max_attempts=config.max_attempts
+    )
+    pending: list[ImageRef] = []
+    seen: set[ImageRef] = set()
+
+    async def flush() -> None:
+        for ref, outcome in await fetcher.get_images(pending):
+            if isinstance(outcome, PortalError):
+                plan.failures.append(Failure.of(ref.product_id, ref.image_id, outcome))
+        pending.clear()
+
+    for row in iter_manifest(manifest) if manifest else ():
+        ref = ImageRef(row.product_id, row.image_id or 0)
+        if row.image_id is None or ref in seen or index.is_done(ref):
+            continue
+        seen.add(ref)
+        pending.append(ref)
+        if len(pending) >= config.batch_size:
+            await flush()
+    if pending:
+        await flush()
+    listed = 0
+    products = sorted(plan.product_ids)
+    for start in range(0, len(products), config.batch_size):
+        chunk = products[start : start + config.batch_size]
+        for product_id, outcome in await fetcher.list_products(chunk):
+            if isinstance(outcome, list):
+                fresh = [i for i in outcome if i.ref not in seen and not index.is_done(i.ref)]
+                seen.update(i.ref for i in fresh)
+                listed += len(fresh)
+            else:
+                plan.failures.append(Failure.of(product_id, None, outcome))
+    plan.listed = listed
+    plan.metadata_checked = True
+
+
+def render_plan(plan: Plan, config: Config) -> str:
+    """The dry run's answer, for a person."""
+    metadata, lists, downloads = requests_needed(plan, config)
+    rate = config.rate_limit
+    lines = ["dry run: nothing was downloaded or written"]
+    lines.append(
+        f"images named: {plan.named}, already done: {plan.done}, to export: {plan.to_fetch}"
+    )
+    if plan.products:
+        whose = "found by walking the catalog" if plan.discovered else "named without images"
+        if plan.listed is None:
+            lines.append(f"products {whose}: {plan.products} (their images are listed at run "
+                         "time; --dry-run=metadata counts them)")  # fmt: skip
+        else:
+            lines.append(f"products {whose}: {plan.products}, with {plan.listed} images to export")
+    if plan.metadata_checked:
+        lines.append(f"metadata checked: {len(plan.failures)} would fail")
+        lines += [f"  product {f.product_id}" + (f" image {f.image_id}" if f.image_id else "")
+                  + f": {f.error} {f.description}" for f in plan.failures[:20]]  # fmt: skip
+        if len(plan.failures) > 20:
+            lines.append(f"  ... and {len(plan.failures) - 20} more")
+    shared = "sharing the limit" if rate.downloads_share_limit else "outside the limit"
+    lines.append(
+        f"requests the run needs: {metadata} metadata batches, {lists} product-list batches, "
+        f"{downloads} downloads ({shared})"
+    )
+    estimate = format_duration(estimate_seconds(plan, config))
+    lines.append(
+        f"estimated time at {rate.requests_per_second:g} req/s, burst {rate.burst}: "
+        f"{estimate} (the portal's limit; transfers not included)"
+    )
+    return "\n".join(lines)
