@@ -79,6 +79,7 @@ def _decode(data: bytes) -> BucketState | None:
             updated=float(raw["updated"]),
             rate=float(raw["rate"]),
             slowed_at=float(raw["slowed_at"]),
+            ceiling=float(raw.get("ceiling", 0.0)),
         )
     except (ValueError, KeyError, TypeError):
         return None  # empty (new) or damaged: start from a fresh state

@@ -278,10 +278,18 @@ class Pipeline:
                 raise
 
     async def _commit(self, image: ProductImage, received: Received) -> None:
-        saved = await commit(received)
-        await anyio.to_thread.run_sync(write_sidecar_checked, image, saved, self.config.portal.host)
-        relative = saved.path.relative_to(self.config.output_dir).as_posix()
-        self.index.add(image.ref, relative, saved.size)
+        # A signal must not split a file from its sidecar and index line: shielded (it
+        # waits at most for one fsync and two renames).
+        with anyio.CancelScope(shield=True):
+            saved = await commit(received)
+            relative = saved.path.relative_to(self.config.output_dir).as_posix()
+            # The index line before the sidecar: a line without its sidecar is not done
+            # (`is_done` checks the sidecar), but a sidecar without its line (a kill
+            # between the two) would cost the next run a download.
+            self.index.add(image.ref, relative, saved.size)
+            await anyio.to_thread.run_sync(
+                write_sidecar_checked, image, saved, self.config.portal.host
+            )
         self.tally.exported += 1
         self.tally.bytes += saved.size
         self._transient_streak = 0

@@ -58,6 +58,7 @@ class BucketState:
     updated: float  # clock time `tokens` was computed at
     rate: float  # current refill rate, requests per second
     slowed_at: float  # clock time of the last slow-down
+    ceiling: float = 0.0  # the configured rate of whoever wrote the state last
 
 
 class BucketStore(Protocol):
@@ -128,13 +129,20 @@ class TokenBucket:
     @contextmanager
     def _state(self) -> Iterator[BucketState]:
         """The state, refilled up to now, for one read-modify-write."""
-        fresh = BucketState(self._capacity, self._clock.now(), self._max_rate, float("-inf"))
+        fresh = BucketState(
+            self._capacity, self._clock.now(), self._max_rate, float("-inf"), self._max_rate
+        )
         with self._store.locked(fresh) as state:
             # Read the clock under the store's lock: another process may have moved the
             # state forward while this one waited for it.
             now = self._clock.now()
             if state.updated > now:  # a clock that went back (a reboot): start afresh
                 state.tokens, state.updated = self._capacity, now
+            if state.rate >= state.ceiling:
+                # Not slowed down: run at this process's configured rate, even if the
+                # last writer was configured differently (the limit was just raised).
+                state.rate = self._max_rate
+            state.ceiling = self._max_rate
             rate = min(state.rate, self._max_rate)
             state.tokens = min(self._capacity, state.tokens + (now - state.updated) * rate)
             state.updated = now

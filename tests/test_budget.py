@@ -107,3 +107,18 @@ async def test_state_moved_on_by_another_process_while_waiting_is_not_a_reboot(
     )
     bucket = TokenBucket(rate=2, burst=20, clock=clock, store=FileStore(path))
     assert bucket.tokens < 0.1  # not refilled to a full burst
+
+
+async def test_a_raised_rate_takes_effect_at_once_in_the_next_run(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = tmp_path / "budget.json"
+    await TokenBucket(rate=2, burst=5, clock=clock, store=FileStore(store)).acquire()
+    assert '"rate": 2,' in store.read_text()
+    assert TokenBucket(rate=5, burst=5, clock=clock, store=FileStore(store)).rate == 5.0
+
+
+async def test_a_slow_down_survives_into_the_next_run(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = tmp_path / "budget.json"
+    TokenBucket(rate=4, burst=5, clock=clock, store=FileStore(store)).on_rate_limited()
+    assert TokenBucket(rate=4, burst=5, clock=clock, store=FileStore(store)).rate == 2.0

@@ -50,7 +50,7 @@ def test_a_status_line_says_where_the_run_is(caplog: pytest.LogCaptureFixture) -
     assert line.startswith("progress: 102/200 images (90 exported, 10 already done, 2 failed)")
     assert "12.3 MB" in line
     assert "10.2 images/s" in line
-    assert "ETA 0m09s" in line
+    assert "ETA 10s" in line
     assert "503s 1, retries 3" in line
 
 
