@@ -6,16 +6,23 @@ import asyncio
 import csv
 import json
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+from aiohttp import web
 
 from exporter.config import Config, parse_config
 from exporter.job import ExportJob, ExportResult
-from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
+from exporter.simulator import (
+    Catalog,
+    PortalSettings,
+    RunningPortal,
+    SimulatedPortal,
+    serve_portal,
+)
 
 FAST = {"requests_per_second": 1000, "burst": 1000}
 
@@ -97,19 +104,38 @@ async def portal_for(
         yield portal
 
 
+@asynccontextmanager
+async def serving(portal: SimulatedPortal) -> AsyncIterator[RunningPortal]:
+    """Serve a portal (whose app the test may have wrapped) on loopback, in this loop."""
+    runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield RunningPortal(f"http://127.0.0.1:{runner.addresses[0][1]}", portal)
+    finally:
+        await runner.cleanup()
+
+
 @contextmanager
 def portal_in_thread(
-    catalog: Catalog, settings: PortalSettings | None = None
+    catalog: Catalog,
+    settings: PortalSettings | None = None,
+    prepare: Callable[[SimulatedPortal, asyncio.AbstractEventLoop], None] | None = None,
 ) -> Iterator[RunningPortal]:
-    """A simulated portal on its own event loop, for tests that run the CLI's `main()`."""
+    """A simulated portal on its own thread and loop, for the CLI's `main()` and exporter
+    processes; `prepare` may wrap its app (middlewares) before it serves."""
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
     async def serve() -> None:
-        async with serve_portal(catalog, settings or PortalSettings(rps=None)) as portal:
-            holder["portal"] = portal
+        portal = SimulatedPortal(catalog, settings or PortalSettings(rps=None))
+        holder["loop"] = loop = asyncio.get_running_loop()
+        if prepare is not None:
+            prepare(portal, loop)
+        async with serving(portal) as running:
+            holder["portal"] = running
             holder["stop"] = stop = asyncio.Event()
-            holder["loop"] = asyncio.get_running_loop()
             ready.set()
             await stop.wait()
 

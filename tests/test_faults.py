@@ -18,7 +18,14 @@ from exporter.job import ExportJob
 from exporter.pipeline import UNAVAILABLE_THRESHOLD
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
-from .support import FakeClock, export_config, exported_files, sidecar_of, write_manifest
+from .support import (
+    FakeClock,
+    export_config,
+    exported_files,
+    serving,
+    sidecar_of,
+    write_manifest,
+)
 
 Handler = Any
 
@@ -26,16 +33,8 @@ Handler = Any
 @asynccontextmanager
 async def serve(portal: SimulatedPortal) -> AsyncIterator[str]:
     """Serve a portal whose app the test may have wrapped; yields its webhook URL."""
-    runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    settings = portal.settings
-    try:
-        yield f"http://127.0.0.1:{port}/rest/{settings.user_id}/{settings.webhook_code}/"
-    finally:
-        await runner.cleanup()
+    async with serving(portal) as running:
+        yield running.webhook_url
 
 
 def cutting_downloads(times: int) -> Any:

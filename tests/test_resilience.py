@@ -16,10 +16,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,9 @@ from .support import (
     export_config,
     exported_files,
     portal_for,
+    portal_in_thread,
     raw_config,
+    serving,
     sidecar_of,
     write_manifest,
 )
@@ -59,19 +60,6 @@ PARTIAL = "*.b24-partial"
 
 
 # Serving a simulated portal the test can steer.
-
-
-@asynccontextmanager
-async def serving(portal: SimulatedPortal) -> AsyncIterator[RunningPortal]:
-    """Serve a portal (whose app the test may have wrapped) on loopback in this loop."""
-    runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield RunningPortal(f"http://127.0.0.1:{runner.addresses[0][1]}", portal)
-    finally:
-        await runner.cleanup()
 
 
 def once_after_answer(
@@ -137,31 +125,15 @@ class DownloadGate:
 def portal_thread(
     catalog: Catalog, settings: PortalSettings, gate: DownloadGate | None = None
 ) -> Iterator[RunningPortal]:
-    """A portal on its own thread and loop, for exporter subprocesses and `main()`."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
+    """A portal on its own thread and loop (behind `gate`, if any)."""
 
-    async def serve() -> None:
-        portal = SimulatedPortal(catalog, settings)
+    def prepare(portal: SimulatedPortal, loop: asyncio.AbstractEventLoop) -> None:
         if gate is not None:
             portal.app.middlewares.append(gate.middleware)
-        async with serving(portal) as running:
-            holder["loop"] = loop = asyncio.get_running_loop()
-            holder["stop"] = stop = asyncio.Event()
-            holder["running"] = running
-            if gate is not None:
-                gate.loop = loop
-            ready.set()
-            await stop.wait()
+            gate.loop = loop
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the simulated portal did not start"
-    try:
-        yield holder["running"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(10)
+    with portal_in_thread(catalog, settings, prepare) as running:
+        yield running
 
 
 # Running the exporter as a process.
