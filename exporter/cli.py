@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        # A bug, not a situation: say so through the log, whose formatter redacts
+        # the message and the traceback alike.
+        log.exception("internal error (please report it)")
+        return EXIT_FAILURES
 
 
 def _common_options(*, defaults: bool) -> argparse.ArgumentParser:

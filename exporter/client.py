@@ -183,11 +183,14 @@ class PortalClient:
         portal refuses the link and `TransientError` for what may pass on a retry.
         Errors while the caller reads the body are mapped too.
         """
+        link = _parse_link(url)
+        if link is None:
+            raise DownloadError("BAD_LINK", "the portal gave a download link that is not a URL")
         sent_at = await self._limiter.acquire() if self._downloads_share_limit else None
         self.counts.download += 1
         try:
             async with self._session.get(
-                URL(url, encoded=True),
+                link,
                 headers=self._download_headers,
                 timeout=self._download_timeout,
             ) as response:
@@ -296,6 +299,15 @@ def _decode(status: int, body: bytes, location: str) -> dict[str, Any]:
     if status != 200 or "result" not in data:
         raise unexpected_answer(status, "an answer without a result")
     return data
+
+
+def _parse_link(url: str) -> URL | None:
+    """A `downloadUrl` as aiohttp will send it, untouched (it is signed); None if unusable."""
+    try:
+        link = URL(url, encoded=True)
+    except ValueError:
+        return None
+    return link if link.scheme in ("http", "https") and link.host else None
 
 
 def _json_error(body: bytes) -> tuple[object, object] | None:

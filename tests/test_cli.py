@@ -235,3 +235,22 @@ def test_verify_of_a_missing_folder_is_a_usage_error(
 ) -> None:
     assert main(["verify", "--output", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_internal_error_is_reported_briefly_and_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exporter.job import ExportJob
+
+    async def explode(self: ExportJob) -> None:
+        raise RuntimeError("bug near https://example.bitrix24.com/rest/1/s3cr3tc0de/batch")
+
+    monkeypatch.setattr(ExportJob, "run", explode)
+    manifest = write_manifest(tmp_path / "m.csv", [(1, 2)])
+    config = write_config(tmp_path / "c.yaml", "https://example.bitrix24.com/rest/1/s3cr3tc0de/",
+                          manifest)  # fmt: skip
+    assert main(["run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" in err
+    assert "RuntimeError" in err
+    assert "s3cr3tc0de" not in err

@@ -33,6 +33,7 @@ from exporter.batch import BatchCall
 from exporter.client import PortalClient
 from exporter.config import OAuthConfig
 from exporter.errors import (
+    DownloadError,
     FatalPortalError,
     ImageError,
     OperationTimeLimitError,
@@ -801,3 +802,14 @@ async def test_a_dropped_connection_to_the_token_server_is_retried(
     client, _ = make_client(session, clock, auth=oauth_auth(session, None))
     assert await client.call(GET, {"productId": 1, "id": 1}) == GOOD_ANSWER
     assert seen[-1] == NEW_ACCESS
+
+
+@pytest.mark.parametrize("link", ["not a url", "ftp://example.bitrix24.com/x", "/relative/only"])
+async def test_a_download_link_that_is_not_a_url_fails_without_a_request(
+    session: aiohttp.ClientSession, clock: FakeClock, link: str
+) -> None:
+    client, _ = make_client(session, clock)
+    with pytest.raises(DownloadError, match="BAD_LINK"):
+        async with client.open_download(link):
+            pass
+    assert client.counts.download == 0
