@@ -82,7 +82,7 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-v", "--verbose", action="count", default=default(0), help="per-request detail"
+        "-v", "--verbose", action="count", default=default(0), help="log every request"
     )
     common.add_argument(
         "-q", "--quiet", action="store_true", default=default(False), help="only errors"
@@ -97,7 +97,7 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
         "--log-format",
         choices=("text", "json"),
         default=default("text"),
-        help="log lines as text or JSON lines (default: text)",
+        help="log as text or JSON lines (default: text)",
     )
     return common
 
@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="export the images a manifest names",
         description="Export the images a manifest names, skipping those already done.",
-        epilog="example:\n  b24-image-exporter run --config config.yaml\n\n" + EXIT_CODES,
+        epilog="examples:\n  b24-image-exporter run --config config.yaml\n"
+        "  b24-image-exporter run --config config.yaml --dry-run=metadata\n"
+        "  b24-image-exporter run --config config.yaml --discover --metrics-file b24.prom\n\n"
+        + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -139,21 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         const="plan",
         choices=("plan", "metadata"),
         metavar="metadata",
-        help="say what the run would do and how long the rate limit makes it take; "
-        "request nothing, write nothing (--dry-run=metadata: fetch the metadata too)",
+        help="plan only: no download, no file written",
     )
     run.add_argument(
         "--discover",
         action="store_true",
-        help="export every image of the whole catalog, found by walking it, "
-        "instead of the manifest's (one job for the nightly backup)",
+        help="export the whole catalog (walked), not a manifest",
     )
     run.add_argument(
         "--metrics-file",
         type=Path,
         metavar="FILE",
-        help="write Prometheus metrics of the run here, e.g. for node_exporter's textfile "
-        "collector (replaced atomically at the end of every run)",
+        help="write Prometheus metrics (node_exporter textfile)",
     )
     run.set_defaults(handler=_run_command)
 
@@ -237,8 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the simulated portal until Ctrl-C",
         description="Serve the simulated portal on loopback and print its webhook URL.",
         epilog=(
-            "example:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
-            "  then set portal.webhook_url to the URL it prints"
+            "examples:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
+            "  (then set portal.webhook_url to the URL it prints)\n"
+            "  b24-image-exporter simulate --rps 5 --burst 250 --faults \\\n"
+            "      500=0.1,drop=0.05,truncate=0.05,html=0.02,slow=0.01,link_ttl=60,seed=7"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -259,20 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     option(
         "--downloads-uncounted",
         action="store_true",
-        help="downloads do not count against the rate limit (default: they do)",
+        help="downloads outside the limit (default: inside)",
     )
     option(
         "--competitor",
         type=float,
         default=0.0,
         metavar="SHARE",
-        help="share of the rate another client uses up, 0 to 1 (default: 0)",
+        help="another client's share of the rate, 0-1 (default: 0)",
     )
     option(
         "--faults",
         metavar="SPEC",
-        help="injected faults, e.g. 500=0.1,drop=0.05,truncate=0.05,html=0.02,"
-        "slow=0.01,link_ttl=60,token_ttl=600,seed=7 (default: none)",
+        help="faults to inject, see the example (default: none)",
     )
     simulate.set_defaults(handler=_simulate_command)
     return parser
