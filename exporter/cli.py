@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 
@@ -37,6 +38,8 @@ from exporter.report import (
 )
 
 log = logging.getLogger("exporter.cli")
+
+T = TypeVar("T")
 
 EXIT_CODES = """\
 exit codes:
@@ -319,9 +322,7 @@ def _progress_view(args: argparse.Namespace) -> ProgressView | None:
 def _dry_run(args: argparse.Namespace, config: Config) -> int:
     metadata = args.dry_run == "metadata"
     try:
-        plan = anyio.run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
-    except BaseExceptionGroup as group:
-        raise primary_exception(group) from None
+        plan = _run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
     except FatalPortalError as exc:
         print(f"aborted: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ABORTED
@@ -335,10 +336,7 @@ def _discover_command(args: argparse.Namespace) -> int:
     job = DiscoveryJob(
         config, args.out, products=args.product, on_change=discovery_reporter(enabled)
     )
-    try:
-        result = anyio.run(job.run)
-    except BaseExceptionGroup as group:
-        raise primary_exception(group) from None
+    result = _run(job.run)
     if not args.quiet:
         found = result.found
         print(
@@ -415,6 +413,14 @@ def _simulate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run async work on a fresh event loop; a task group's error comes out unwrapped."""
+    try:
+        return anyio.run(work)
+    except BaseExceptionGroup as group:
+        raise primary_exception(group) from None
+
+
 def run_job(
     start: Callable[[], Awaitable[ExportResult]], result_of: Callable[[], ExportResult | None]
 ) -> ExportResult:
@@ -436,10 +442,7 @@ def run_job(
             return outcome
         return result_of()
 
-    try:
-        result = anyio.run(supervise)
-    except BaseExceptionGroup as group:
-        raise primary_exception(group) from None
+    result = _run(supervise)
     if result is None:
         raise ExporterError("the run stopped before it could write its report")
     return result

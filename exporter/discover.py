@@ -155,6 +155,22 @@ async def walk_products(
         raise FatalPortalError(denied[0].code, "access denied to every catalog")
 
 
+async def walk_catalog(
+    client: PortalClient,
+    *,
+    batch_size: int = MAX_BATCH,
+    max_attempts: int = 6,
+    progress: DiscoveryProgress | None = None,
+) -> AsyncIterator[list[int]]:
+    """Pages of the product ids of every catalog: `catalog_iblocks`, then `walk_products`."""
+    progress = progress or DiscoveryProgress()
+    iblocks = await catalog_iblocks(client, progress)
+    async for page in walk_products(
+        client, iblocks, batch_size=batch_size, max_attempts=max_attempts, progress=progress
+    ):
+        yield page
+
+
 async def discover_images(
     client: PortalClient,
     fetcher: MetadataFetcher,

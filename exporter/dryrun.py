@@ -17,7 +17,7 @@ from pathlib import Path
 
 from exporter.client import PortalClient
 from exporter.config import Config
-from exporter.discover import DiscoveryProgress, catalog_iblocks, walk_products
+from exporter.discover import walk_catalog
 from exporter.errors import PortalError
 from exporter.index import ExportIndex
 from exporter.manifest import iter_manifest, validate_manifest
@@ -33,6 +33,7 @@ class Plan:
 
     named: int = 0  # distinct images named by pairs
     done: int = 0  # of which already exported
+    pending: list[ImageRef] = field(default_factory=list)  # named, not done yet
     product_ids: set[int] = field(default_factory=set)  # products listed whole at run time
     listed: int | None = None  # their images not yet done (known with metadata)
     failures: list[Failure] = field(default_factory=list)  # metadata mode only
@@ -46,7 +47,7 @@ class Plan:
     @property
     def to_fetch(self) -> int:
         """Named images whose metadata a run asks for."""
-        return self.named - self.done
+        return len(self.pending)
 
     def downloads(self) -> int:
         """Downloads a run sends (without product images unless metadata was fetched)."""
@@ -72,10 +73,9 @@ def estimate_seconds(plan: Plan, config: Config) -> float:
     return max(0, counted - capacity) / rate.requests_per_second
 
 
-def read_plan(config: Config, manifest: Path) -> Plan:
+def read_plan(manifest: Path, index: ExportIndex) -> Plan:
     """Count a manifest against the output's index; no request."""
     validate_manifest(manifest)
-    index = ExportIndex.read(config.output_dir)
     plan = Plan()
     seen: set[ImageRef] = set()
     for row in iter_manifest(manifest):
@@ -86,60 +86,40 @@ def read_plan(config: Config, manifest: Path) -> Plan:
         if ref not in seen:
             seen.add(ref)
             plan.named += 1
-            plan.done += index.is_done(ref)
+            if index.is_done(ref):
+                plan.done += 1
+            else:
+                plan.pending.append(ref)
     return plan
 
 
 async def discover_plan(client: PortalClient, config: Config, plan: Plan) -> None:
     """Add every product of the catalog to a plan (the walk costs requests)."""
-    found = DiscoveryProgress()
-    iblocks = await catalog_iblocks(client, found)
-    pages = walk_products(
-        client, iblocks, batch_size=config.batch_size, max_attempts=config.max_attempts
-    )
+    pages = walk_catalog(client, batch_size=config.batch_size, max_attempts=config.max_attempts)
     async for page in pages:
         plan.product_ids.update(page)
     plan.discovered = True
 
 
 async def check_metadata(
-    client: PortalClient, config: Config, manifest: Path | None, plan: Plan
+    client: PortalClient, config: Config, plan: Plan, index: ExportIndex
 ) -> None:
     """Fetch the metadata a run would (no downloads): failures named, product images counted."""
-    index = ExportIndex.read(config.output_dir)
     fetcher = MetadataFetcher(
         client, batch_size=config.batch_size, max_attempts=config.max_attempts
     )
-    pending: list[ImageRef] = []
-    seen: set[ImageRef] = set()
-
-    async def flush() -> None:
-        for ref, outcome in await fetcher.get_images(pending):
-            if isinstance(outcome, PortalError):
-                plan.failures.append(Failure.of(ref.product_id, ref.image_id, outcome))
-        pending.clear()
-
-    for row in iter_manifest(manifest) if manifest else ():
-        ref = ImageRef(row.product_id, row.image_id or 0)
-        if row.image_id is None or ref in seen or index.is_done(ref):
-            continue
-        seen.add(ref)
-        pending.append(ref)
-        if len(pending) >= config.batch_size:
-            await flush()
-    if pending:
-        await flush()
+    for ref, outcome in await fetcher.get_images(plan.pending):
+        if isinstance(outcome, PortalError):
+            plan.failures.append(Failure.of(ref.product_id, ref.image_id, outcome))
+    seen = set(plan.pending)
     listed = 0
-    products = sorted(plan.product_ids)
-    for start in range(0, len(products), config.batch_size):
-        chunk = products[start : start + config.batch_size]
-        for product_id, outcome in await fetcher.list_products(chunk):
-            if isinstance(outcome, list):
-                fresh = [i for i in outcome if i.ref not in seen and not index.is_done(i.ref)]
-                seen.update(i.ref for i in fresh)
-                listed += len(fresh)
-            else:
-                plan.failures.append(Failure.of(product_id, None, outcome))
+    for product_id, result in await fetcher.list_products(sorted(plan.product_ids)):
+        if isinstance(result, PortalError):
+            plan.failures.append(Failure.of(product_id, None, result))
+            continue
+        fresh = [i.ref for i in result if i.ref not in seen and not index.is_done(i.ref)]
+        seen.update(fresh)
+        listed += len(fresh)
     plan.listed = listed
     plan.metadata_checked = True
 

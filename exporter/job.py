@@ -26,9 +26,8 @@ from exporter.client import PortalClient, RequestCounts
 from exporter.config import Config
 from exporter.discover import (
     DiscoveryProgress,
-    catalog_iblocks,
     discover_images,
-    walk_products,
+    walk_catalog,
 )
 from exporter.dryrun import Plan, check_metadata, discover_plan, read_plan
 from exporter.errors import (
@@ -279,10 +278,8 @@ class DiscoveryJob:
             pages: AsyncIterable[list[int]] | list[list[int]]
             try:
                 if self.products is None:
-                    iblocks = await catalog_iblocks(client, found)
-                    pages = walk_products(
+                    pages = walk_catalog(
                         client,
-                        iblocks,
                         batch_size=config.batch_size,
                         max_attempts=config.max_attempts,
                         progress=found,
@@ -313,17 +310,18 @@ async def dry_run(
     budget: BucketStore | None = None,
 ) -> Plan:
     """What a run would do; the portal is asked only for discovery and `metadata`."""
+    index = ExportIndex.read(config.output_dir)
     if discover:
         plan = Plan()
     elif config.manifest is None:
         raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
     else:
-        plan = read_plan(config, config.manifest)
+        plan = read_plan(config.manifest, index)
     if discover or metadata:
         async with _session(config) as session:
             client = portal_client(config, session, clock=clock, budget=budget)
             if discover:
                 await discover_plan(client, config, plan)
             if metadata:
-                await check_metadata(client, config, None if discover else config.manifest, plan)
+                await check_metadata(client, config, plan, index)
     return plan

@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectSendStream as Sender
 
 from exporter.client import PortalClient
 from exporter.config import Config
-from exporter.discover import DiscoveryProgress, catalog_iblocks, walk_products
+from exporter.discover import DiscoveryProgress, walk_catalog
 from exporter.download import Received, commit, receive
 from exporter.errors import (
     AccessDeniedError,
@@ -166,10 +166,8 @@ class Pipeline:
         refs.close()  # no image is named: each product's images come from its list
         found = DiscoveryProgress()
         async with products:
-            iblocks = await catalog_iblocks(self.client, found)
-            pages = walk_products(
+            pages = walk_catalog(
                 self.client,
-                iblocks,
                 batch_size=self.config.batch_size,
                 max_attempts=self.config.max_attempts,
                 progress=found,
@@ -182,7 +180,7 @@ class Pipeline:
                         await products.send(product_id)
         for iblock, error in found.skipped_iblocks:
             self.tally.warnings.append(f"catalog (iblock {iblock}) not walked: {error}")
-        log.info("discovery: %d products in %d catalogs", len(listed), len(iblocks))
+        log.info("discovery: %d products in %d catalogs", len(listed), found.catalogs)
 
     def _is_new(self, ref: ImageRef) -> bool:
         """Count an image the first time it is seen; False for repeats and done ones."""

@@ -10,6 +10,7 @@ import yaml
 from exporter.cli import main
 from exporter.config import parse_config
 from exporter.dryrun import Plan, estimate_seconds, requests_needed
+from exporter.metadata import ImageRef
 
 from .support import FAST, catalog_of, portal_in_thread, write_manifest
 
@@ -103,12 +104,13 @@ def config_with(rps: float, burst: int, share: bool = True, batch: int = 50) -> 
 
 
 def test_requests_are_batches_plus_downloads() -> None:
-    plan = Plan(named=1200, done=200, product_ids={1, 2, 3})
+    pending = [ImageRef(1, n) for n in range(1000)]
+    plan = Plan(named=1200, done=200, pending=pending, product_ids={1, 2, 3})
     assert requests_needed(plan, config_with(2, 50)) == (20, 1, 1000)  # type: ignore[arg-type]
 
 
 def test_the_estimate_is_what_the_limit_allows_beyond_the_burst() -> None:
-    plan = Plan(named=1000)
+    plan = Plan(named=1000, pending=[ImageRef(1, n) for n in range(1000)])
     # 20 batches + 1,000 downloads, 48 of them at once (burst 50 less headroom), then 2/s.
     assert estimate_seconds(plan, config_with(2, 50)) == pytest.approx((1020 - 48) / 2)  # type: ignore[arg-type]
     # Downloads outside the limit: only the 20 batches count, all within the burst.
