@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -94,6 +95,7 @@ class Finished:
     wall: float
     rss_mb: float
     exit_code: int
+    cpu: float = 0.0  # user + system seconds of the process
 
 
 def run_processes(commands: list[list[str]], env: dict[str, str]) -> list[Finished]:
@@ -106,7 +108,10 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> list[Finish
             if proc.pid == pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 done[index] = Finished(
-                    time.monotonic() - start, usage.ru_maxrss / 1024, proc.returncode
+                    time.monotonic() - start,
+                    usage.ru_maxrss / 1024,
+                    proc.returncode,
+                    usage.ru_utime + usage.ru_stime,
                 )
     return [done[i] for i in range(len(procs))]
 
@@ -439,12 +444,18 @@ def bench_throughput(args: argparse.Namespace) -> None:
     with portal_thread(catalog, settings) as portal:
         for round_ in range(1, args.repeat + 1):
             with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
-                exporter, curl, synced = throughput_round(args, catalog, portal, Path(scratch_name))
+                exporter, curl, synced, server = throughput_round(
+                    args, catalog, portal, Path(scratch_name)
+                )
+            gb = mb / 1000
             print(
                 f"  round {round_}: exporter {mb / exporter.wall:6.1f} MB/s "
                 f"(peak RSS {exporter.rss_mb:.0f} MB, exit {exporter.exit_code}, files fsynced)  "
                 f"curl {mb / curl.wall:6.1f} MB/s (exit {curl.exit_code})  "
-                f"curl + sync {mb / synced:6.1f} MB/s"
+                f"curl + sync {mb / synced:6.1f} MB/s\n"
+                f"    CPU s/GB: exporter {exporter.cpu / gb:.2f}, curl {curl.cpu / gb:.2f}, "
+                f"simulated portal {server[0] / gb:.2f} (serving the exporter), "
+                f"{server[1] / gb:.2f} (serving curl)"
             )
             ratios.append((curl.wall / exporter.wall, synced / exporter.wall))
     print(
@@ -455,13 +466,18 @@ def bench_throughput(args: argparse.Namespace) -> None:
 
 def throughput_round(
     args: argparse.Namespace, catalog: Catalog, portal: RunningPortal, scratch: Path
-) -> tuple[Finished, Finished, float]:
-    """One exporter run and one curl run over the same links; curl's wall time with sync."""
+) -> tuple[Finished, Finished, float, tuple[float, float]]:
+    """One exporter run and one curl run over the same links.
+
+    Also curl's wall time with a `sync` after it, and the portal's CPU seconds in each.
+    """
     env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
     args.rps, args.burst, args.concurrency = 20, 50, args.parallel
     manifest = write_manifest(scratch / "m.csv", catalog.pairs())
     config = write_config(scratch / "c.yaml", portal, manifest, scratch / "out", args, False)
+    cpu_before = _own_cpu()
     [exported] = run_processes([exporter_command(config)], env)
+    serving_exporter = _own_cpu() - cpu_before
     urls = asyncio.run(download_urls(portal.webhook_url, catalog.pairs()))
     curl_config = scratch / "curl.txt"
     (scratch / "curl").mkdir()
@@ -472,12 +488,21 @@ def throughput_round(
             "--parallel", "--parallel-max", str(args.parallel),
             "-H", "User-Agent: curl-bench/1.0", "-H", f"Referer: {portal.base_url}/",
             "--config", str(curl_config)]  # fmt: skip
+    cpu_before = _own_cpu()
     [fetched] = run_processes([curl], env)
+    serving_curl = _own_cpu() - cpu_before
     # The exporter fsyncs every file before it counts as done; curl does not. `sync`
     # afterwards gives curl the same durability, for the like-for-like figure.
     began = time.monotonic()
     subprocess.run(["sync", "-f", str(scratch / "curl")], check=True)
-    return exported, fetched, fetched.wall + time.monotonic() - began
+    synced = fetched.wall + time.monotonic() - began
+    return exported, fetched, synced, (serving_exporter, serving_curl)
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process (the simulated portal's thread does nearly all of it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
