@@ -4,21 +4,21 @@ Two steps, so a download slot is free again while the disk catches up: `receive`
 streams the body into a temporary next to the final name, hashing it on the way, and
 checks it against Content-Length; `commit` fsyncs it and renames it into place.
 Nothing appears under the final name before both; any failure removes the temporary.
-Memory stays at a few blocks whatever the file's size. Hashing, writes, fsync and
-rename run in worker threads (hashlib and file writes release the GIL), so the event
-loop keeps receiving while a block is digested and stored.
+Memory stays at a few blocks whatever the file's size. Each block is hashed and
+written in one worker-thread call (hashlib and os.writev release the GIL, and the
+network pieces are written as they are, never joined), so the event loop keeps
+receiving while a block is digested and stored; fsync and rename run there too.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiofiles
+import aiofiles.os
 import aiohttp
 import anyio
 
@@ -28,6 +28,18 @@ from exporter.files import commit_temp, discard, temp_path_for
 from exporter.sidecar import SavedFile
 
 BLOCK_BYTES = 1024 * 1024  # pieces are gathered into blocks this big before hashing
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def _iov_max() -> int:
+    """Buffers one os.writev call may take (1024 on Linux; POSIX guarantees 16)."""
+    try:
+        return max(16, min(1024, os.sysconf("SC_IOV_MAX")))
+    except (ValueError, OSError):
+        return 16
+
+
+_IOV_MAX = _iov_max()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +63,14 @@ async def receive(response: aiohttp.ClientResponse, final: Path) -> Received:
     digest = hashlib.sha256()
     size = 0
     try:
-        await anyio.to_thread.run_sync(
-            functools.partial(final.parent.mkdir, parents=True, exist_ok=True)
-        )
-        async with aiofiles.open(temp, "xb") as out:
-            pieces: list[bytes] = []  # network reads come in small pieces; store big blocks
+        await aiofiles.os.makedirs(final.parent, exist_ok=True)
+        out = await anyio.to_thread.run_sync(os.open, temp, _NEW_FILE, 0o666)
+        try:
+            pieces: list[bytes] = []  # network reads come in pieces; store them in blocks
             gathered = 0
             checked = False
-            async for piece in response.content.iter_any():
+            # Piece by piece as aiohttp received them: iter_any would join them first.
+            async for piece, _ in response.content.iter_chunks():
                 pieces.append(piece)
                 gathered += len(piece)
                 if not checked and gathered >= HEAD_BYTES:
@@ -73,6 +85,8 @@ async def receive(response: aiohttp.ClientResponse, final: Path) -> Received:
             if pieces:
                 await _store(pieces, digest, out)
                 size += gathered
+        finally:
+            os.close(out)
         expected = response.content_length
         if expected is not None and size != expected:
             raise TransportError("SHORT_BODY", f"received {size} of {expected} bytes")
@@ -119,13 +133,24 @@ def _check_head(head: bytes, content_type: str) -> None:
         raise TransientError("UNEXPECTED_CONTENT", problem)
 
 
-async def _store(pieces: list[bytes], digest: Any, out: Any) -> None:
-    """Hash pieces and write them as one block, both off the event loop."""
-    block = await anyio.to_thread.run_sync(_digest_and_join, pieces, digest)
-    await out.write(block)
+async def _store(pieces: list[bytes], digest: Any, fd: int) -> None:
+    """Hash pieces and write them, in one call off the event loop."""
+    await anyio.to_thread.run_sync(_digest_and_write, pieces, digest, fd)
 
 
-def _digest_and_join(pieces: list[bytes], digest: Any) -> bytes:
+def _digest_and_write(pieces: list[bytes], digest: Any, fd: int) -> None:
     for piece in pieces:
         digest.update(piece)
-    return b"".join(pieces)
+    for start in range(0, len(pieces), _IOV_MAX):
+        _write_all(fd, [memoryview(piece) for piece in pieces[start : start + _IOV_MAX]])
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """os.writev until every byte is written (a short write leaves the rest to the next)."""
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import pytest
 from aiohttp import web
 
@@ -91,30 +90,17 @@ async def test_a_download_that_keeps_dropping_fails_only_that_image(tmp_path: Pa
     assert list((tmp_path / "out").rglob("*.b24-partial")) == []
 
 
-class _FullDiskFile:
-    """Wraps a real aiofiles file; every write stores a little and then fails with ENOSPC."""
-
-    def __init__(self, opener: Any) -> None:
-        self._opener = opener
-
-    async def __aenter__(self) -> _FullDiskFile:
-        self._file = await self._opener.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._opener.__aexit__(*exc)
-
-    async def write(self, data: bytes) -> int:
-        await self._file.write(data[:10])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+def _full_disk_writev(fd: int, buffers: Any) -> int:
+    """Like os.writev on a disk that fills up: stores a little, then fails with ENOSPC."""
+    os.write(fd, bytes(buffers[0][:10]))
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 async def test_a_full_disk_stops_the_run_with_a_clear_message_and_no_half_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog = Catalog.generate(products=2, images=8, seed=5)
-    real_open = aiofiles.open
-    monkeypatch.setattr(aiofiles, "open", lambda path, mode: _FullDiskFile(real_open(path, mode)))
+    monkeypatch.setattr(os, "writev", _full_disk_writev)
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
     portal = SimulatedPortal(catalog, PortalSettings(rps=None))
