@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporter import cli
 from exporter.cli import main
 from exporter.simulator import Catalog
 
@@ -254,3 +256,12 @@ def test_an_internal_error_is_reported_briefly_and_redacted(
     assert "internal error" in err
     assert "RuntimeError" in err
     assert "s3cr3tc0de" not in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop is not installed on Windows")
+def test_commands_run_on_uvloop_where_it_is_installed() -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert cli.HAVE_UVLOOP  # a dependency everywhere but Windows
+    assert cli._run(loop_module).startswith("uvloop")
