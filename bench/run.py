@@ -14,7 +14,10 @@ run, a naive client (one `get` per image, one request at a time, no batch), and 
 one row for each, compared with the ideal: the time the portal's limit allows for the
 requests the job strictly needs. `throughput` leaves downloads out of the portal's
 limit and compares download throughput with curl fetching the same links with the same
-parallelism.
+parallelism, and with curl followed by `sync` (the exporter fsyncs every file; curl
+leaves its files in the page cache). Each round also prints the CPU seconds per GB of
+the exporter, of curl, and of the simulated portal serving each: on a small machine
+the three share the same cores.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,8 +317,11 @@ def bench_rate(args: argparse.Namespace) -> None:
             failed = sum(
                 count_failures(scratch / f"out{n}" / "report.json") for n in range(len(parts))
             )
+            sent = delta(after, before, "rest_requests") + delta(after, before, "download_requests")
+            refused = delta(after, before, "rate_limited")
             notes.append(
-                f"exporter: {failed} images failed; "
+                f"exporter: {failed} images failed; {sent} requests (REST and downloads), "
+                f"{refused} of them 503 ({refused / max(sent, 1):.1%}); "
                 f"competitor sent {delta(after, before, 'competitor_requests')} requests"
             )
             if not args.no_baseline:
@@ -436,41 +443,56 @@ def bench_throughput(args: argparse.Namespace) -> None:
         products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
     )
     settings = PortalSettings(rps=20, burst=50, count_downloads=False)
-    mb = sum(catalog.image(i).size for _, i in catalog.pairs()) / 1e6
+    sizes = [catalog.image(i).size for _, i in catalog.pairs()]
+    mb = sum(sizes) / 1e6
+    gb = mb / 1000
     print(
         f"{args.images} images, {mb:.0f} MB, {args.parallel} parallel, downloads outside the limit"
     )
-    ratios: list[tuple[float, float]] = []
+    ratios: list[tuple[float, float, float]] = []
     with portal_thread(catalog, settings) as portal:
-        for round_ in range(1, args.repeat + 1):
+        for number in range(1, args.repeat + 1):
             with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
-                exporter, curl, synced, server = throughput_round(
-                    args, catalog, portal, Path(scratch_name)
-                )
-            gb = mb / 1000
+                round_ = throughput_round(args, catalog, portal, Path(scratch_name))
+                disk = disk_alone(Path(scratch_name) / "disk", sizes, args.parallel)
+            exporter, curl = round_.exporter, round_.curl
             print(
-                f"  round {round_}: exporter {mb / exporter.wall:6.1f} MB/s "
+                f"  round {number}: exporter {mb / exporter.wall:6.1f} MB/s "
                 f"(peak RSS {exporter.rss_mb:.0f} MB, exit {exporter.exit_code}, files fsynced)  "
                 f"curl {mb / curl.wall:6.1f} MB/s (exit {curl.exit_code})  "
-                f"curl + sync {mb / synced:6.1f} MB/s\n"
+                f"curl + sync {mb / round_.curl_synced:6.1f} MB/s  "
+                f"disk alone {mb / disk:6.1f} MB/s\n"
                 f"    CPU s/GB: exporter {exporter.cpu / gb:.2f}, curl {curl.cpu / gb:.2f}, "
-                f"simulated portal {server[0] / gb:.2f} (serving the exporter), "
-                f"{server[1] / gb:.2f} (serving curl)"
+                f"simulated portal {round_.portal_cpu[0] / gb:.2f} (serving the exporter), "
+                f"{round_.portal_cpu[1] / gb:.2f} (serving curl)"
             )
-            ratios.append((curl.wall / exporter.wall, synced / exporter.wall))
+            took = exporter.wall
+            ratios.append((curl.wall / took, round_.curl_synced / took, disk / took))
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-m", "exporter", "--version"], check=True, capture_output=True)
+    start_up = time.monotonic() - began
     print(
         f"  median exporter / curl: {statistics.median(r[0] for r in ratios):.2f}   "
-        f"median exporter / (curl + sync): {statistics.median(r[1] for r in ratios):.2f}"
+        f"exporter / (curl + sync): {statistics.median(r[1] for r in ratios):.2f}   "
+        f"exporter / disk alone: {statistics.median(r[2] for r in ratios):.2f}\n"
+        "  disk alone: the same bytes written from memory and fsynced file by file, with the "
+        "same parallelism (the most a client that fsyncs can reach here)\n"
+        f"  the exporter's start-up (`--version`) takes {start_up:.2f} s of each run"
     )
+
+
+@dataclass
+class ThroughputRound:
+    exporter: Finished
+    curl: Finished
+    curl_synced: float  # curl's wall time with a `sync` after it
+    portal_cpu: tuple[float, float]  # the portal's CPU seconds serving each
 
 
 def throughput_round(
     args: argparse.Namespace, catalog: Catalog, portal: RunningPortal, scratch: Path
-) -> tuple[Finished, Finished, float, tuple[float, float]]:
-    """One exporter run and one curl run over the same links.
-
-    Also curl's wall time with a `sync` after it, and the portal's CPU seconds in each.
-    """
+) -> ThroughputRound:
+    """One exporter run and one curl run over the same links."""
     env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
     args.rps, args.burst, args.concurrency = 20, 50, args.parallel
     manifest = write_manifest(scratch / "m.csv", catalog.pairs())
@@ -496,7 +518,28 @@ def throughput_round(
     began = time.monotonic()
     subprocess.run(["sync", "-f", str(scratch / "curl")], check=True)
     synced = fetched.wall + time.monotonic() - began
-    return exported, fetched, synced, (serving_exporter, serving_curl)
+    return ThroughputRound(exported, fetched, synced, (serving_exporter, serving_curl))
+
+
+def disk_alone(folder: Path, sizes: list[int], parallel: int) -> float:
+    """Seconds to write files of these sizes from memory and fsync each, `parallel` at once."""
+    folder.mkdir()
+    block = os.urandom(1024 * 1024)
+
+    def write(number: int, size: int) -> None:
+        fd = os.open(folder / str(number), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            for start in range(0, size, len(block)):
+                os.write(fd, block[: size - start])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    subprocess.run(["sync", "-f", str(folder)], check=True)
+    began = time.monotonic()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(write, range(len(sizes)), sizes))
+    return time.monotonic() - began
 
 
 def _own_cpu() -> float:
