@@ -1,4 +1,4 @@
-"""Storing a download's blocks: every byte written and hashed, whatever os.writev does."""
+"""Receiving a download: every byte written and hashed, however it arrives and is written."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from exporter import download
 
 REAL_WRITEV = os.writev
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _store(path: Path, pieces: list[bytes]) -> str:
@@ -57,3 +60,37 @@ def test_more_pieces_than_one_writev_takes_are_written_in_order(
     assert (tmp_path / "f").read_bytes() == b"".join(pieces)
     assert digest == hashlib.sha256(b"".join(pieces)).hexdigest()
     assert max(largest) <= 1024
+
+
+async def test_a_chunked_body_in_small_chunks_is_stored_whole(tmp_path: Path) -> None:
+    body = PNG_SIGNATURE + bytes(range(256)) * 400  # a PNG head, then ~100 KB
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response.enable_chunked_encoding()  # no Content-Length: HTTP chunks instead
+        await response.prepare(request)
+        for start in range(0, len(body), 777):
+            await response.write(body[start : start + 777])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/image", chunked)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/image") as response,
+        ):
+            assert response.content_length is None
+            received = await download.receive(response, tmp_path / "image.png")
+    finally:
+        await runner.cleanup()
+    assert received.temp.read_bytes() == body
+    assert received.size == len(body)
+    assert received.sha256 == hashlib.sha256(body).hexdigest()
+    received.discard()
