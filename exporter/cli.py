@@ -414,17 +414,17 @@ def _simulate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# uvloop's event loop (installed with the exporter except on Windows) receives a
+# download with about a tenth less CPU than asyncio's own; either runs the same code.
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Run async work on a fresh event loop; a task group's error comes out unwrapped."""
     try:
         return anyio.run(work, backend_options={"use_uvloop": HAVE_UVLOOP})
     except BaseExceptionGroup as group:
         raise primary_exception(group) from None
-
-
-# uvloop's event loop (installed with the exporter except on Windows) receives a
-# download with about a tenth less CPU than asyncio's own; either runs the same code.
-HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
 def run_job(
