@@ -401,6 +401,21 @@ async def test_operating_limit_pauses_the_method_until_its_reset_then_succeeds(
     assert len(sent(portal, GET_URL)) == 3
 
 
+async def test_operating_limit_pause_follows_the_portals_clock_when_this_one_is_off(
+    portal: aioresponses, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    portal_now = time.time() + 3600  # the portal's clock is an hour ahead of this machine's
+    timing = {"finish": portal_now, "operating": 470.0, "operating_reset_at": int(portal_now) + 30}
+    portal.post(GET_URL, payload=dict(GOOD_ANSWER, time=timing))
+    portal.post(GET_URL, status=429, payload=OPERATION_LIMIT)
+    portal.post(GET_URL, payload=GOOD_ANSWER)
+    client, _ = make_client(session, clock)
+    await client.call(GET, {"productId": 1, "id": 1})
+    before = clock.now()
+    assert await client.call(GET, {"productId": 1, "id": 2}) == GOOD_ANSWER
+    assert clock.now() - before == pytest.approx(30.5, abs=2.0)
+
+
 async def test_operating_limit_without_a_known_reset_probes_at_doubling_intervals(
     portal: aioresponses, session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:

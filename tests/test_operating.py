@@ -31,6 +31,20 @@ async def test_refused_method_waits_until_the_announced_reset() -> None:
     assert clock.sleeps == [pytest.approx(40 + RESET_MARGIN)]
 
 
+@pytest.mark.parametrize("skew", [-300.0, 0.0, 3600.0])
+async def test_the_wait_is_measured_on_the_portals_clock_whatever_this_machines_says(
+    skew: float,
+) -> None:
+    clock, wall = FakeClock(), Wall()
+    budget = OperatingBudget(clock, wall)
+    portal_now = wall.now + skew
+    budget.answered(GET, {"finish": portal_now, "operating_reset_at": int(portal_now) + 40})
+    await clock.sleep(15)  # the refusal comes 15 s after that answer
+    budget.refused(GET)
+    await budget.wait(GET)
+    assert clock.sleeps == [15, pytest.approx(25 + RESET_MARGIN)]
+
+
 async def test_other_methods_are_not_held_up() -> None:
     clock = FakeClock()
     budget = OperatingBudget(clock, Wall())
