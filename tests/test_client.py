@@ -14,7 +14,7 @@ import random
 import re
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -386,11 +386,25 @@ async def test_a_rate_limited_batch_is_retried_after_slowing_down(
 # The per-method operating limit (HTTP 429 OPERATION_TIME_LIMIT).
 
 
+def time_now() -> dict[str, float]:
+    """A time block without `finish`: the reset is compared with this machine's clock."""
+    return {"operating": 470.0, "operating_reset_at": time.time() + 30}
+
+
+def time_skewed() -> dict[str, float]:
+    """A portal whose clock is an hour ahead of this machine's, and says so in `finish`."""
+    portal_now = time.time() + 3600
+    return {"finish": portal_now, "operating": 470.0, "operating_reset_at": int(portal_now) + 30}
+
+
+@pytest.mark.parametrize("timing", [time_now, time_skewed])
 async def test_operating_limit_pauses_the_method_until_its_reset_then_succeeds(
-    portal: aioresponses, session: aiohttp.ClientSession, clock: FakeClock
+    portal: aioresponses,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+    timing: Callable[[], dict[str, float]],
 ) -> None:
-    announced = dict(GOOD_ANSWER, time={"operating": 470.0, "operating_reset_at": time.time() + 30})
-    portal.post(GET_URL, payload=announced)
+    portal.post(GET_URL, payload=dict(GOOD_ANSWER, time=timing()))
     portal.post(GET_URL, status=429, payload=OPERATION_LIMIT)
     portal.post(GET_URL, payload=GOOD_ANSWER)
     client, _ = make_client(session, clock)
@@ -399,21 +413,6 @@ async def test_operating_limit_pauses_the_method_until_its_reset_then_succeeds(
     assert await client.call(GET, {"productId": 1, "id": 2}) == GOOD_ANSWER
     assert clock.now() - before == pytest.approx(30.5, abs=2.0)
     assert len(sent(portal, GET_URL)) == 3
-
-
-async def test_operating_limit_pause_follows_the_portals_clock_when_this_one_is_off(
-    portal: aioresponses, session: aiohttp.ClientSession, clock: FakeClock
-) -> None:
-    portal_now = time.time() + 3600  # the portal's clock is an hour ahead of this machine's
-    timing = {"finish": portal_now, "operating": 470.0, "operating_reset_at": int(portal_now) + 30}
-    portal.post(GET_URL, payload=dict(GOOD_ANSWER, time=timing))
-    portal.post(GET_URL, status=429, payload=OPERATION_LIMIT)
-    portal.post(GET_URL, payload=GOOD_ANSWER)
-    client, _ = make_client(session, clock)
-    await client.call(GET, {"productId": 1, "id": 1})
-    before = clock.now()
-    assert await client.call(GET, {"productId": 1, "id": 2}) == GOOD_ANSWER
-    assert clock.now() - before == pytest.approx(30.5, abs=2.0)
 
 
 async def test_operating_limit_without_a_known_reset_probes_at_doubling_intervals(
