@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 RESET_MARGIN = 0.5  # seconds past the announced reset (whole seconds), for rounding
 MAX_PROBE = 60.0  # the portal's buckets are one minute long
+WINDOW = 600.0  # the sum is over ten minutes: no announced reset is further away
 
 
 class OperatingBudget:
@@ -52,7 +53,7 @@ class OperatingBudget:
         refusals = self._refusals.get(method, 0) + 1
         self._refusals[method] = refusals
         reset_in, measured_at = self._reset_in.get(method, (0.0, self._clock.now()))
-        wait = reset_in - (self._clock.now() - measured_at) + RESET_MARGIN
+        wait = min(WINDOW, reset_in - (self._clock.now() - measured_at)) + RESET_MARGIN
         if wait <= RESET_MARGIN:
             wait = min(MAX_PROBE, 2.0 ** (refusals - 1))
         until = self._clock.now() + wait

@@ -386,18 +386,18 @@ async def test_a_rate_limited_batch_is_retried_after_slowing_down(
 # The per-method operating limit (HTTP 429 OPERATION_TIME_LIMIT).
 
 
-def time_now() -> dict[str, float]:
+def reset_by_this_clock() -> dict[str, float]:
     """A time block without `finish`: the reset is compared with this machine's clock."""
     return {"operating": 470.0, "operating_reset_at": time.time() + 30}
 
 
-def time_skewed() -> dict[str, float]:
+def reset_by_a_skewed_portal_clock() -> dict[str, float]:
     """A portal whose clock is an hour ahead of this machine's, and says so in `finish`."""
     portal_now = time.time() + 3600
     return {"finish": portal_now, "operating": 470.0, "operating_reset_at": int(portal_now) + 30}
 
 
-@pytest.mark.parametrize("timing", [time_now, time_skewed])
+@pytest.mark.parametrize("timing", [reset_by_this_clock, reset_by_a_skewed_portal_clock])
 async def test_operating_limit_pauses_the_method_until_its_reset_then_succeeds(
     portal: aioresponses,
     session: aiohttp.ClientSession,

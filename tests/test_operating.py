@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.operating import MAX_PROBE, RESET_MARGIN, OperatingBudget
+from exporter.operating import MAX_PROBE, RESET_MARGIN, WINDOW, OperatingBudget
 
 from .support import FakeClock
 
@@ -43,6 +43,16 @@ async def test_the_wait_is_measured_on_the_portals_clock_whatever_this_machines_
     budget.refused(GET)
     await budget.wait(GET)
     assert clock.sleeps == [15, pytest.approx(25 + RESET_MARGIN)]
+
+
+async def test_a_reset_beyond_the_ten_minute_window_is_waited_for_at_most_the_window() -> None:
+    clock, wall = FakeClock(), Wall()
+    budget = OperatingBudget(clock, wall)
+    # Without `finish`, a portal clock hours ahead of this one looks like a far reset.
+    budget.answered(GET, {"operating_reset_at": int(wall.now) + 3 * 3600})
+    budget.refused(GET)
+    await budget.wait(GET)
+    assert clock.sleeps == [pytest.approx(WINDOW + RESET_MARGIN)]
 
 
 async def test_other_methods_are_not_held_up() -> None:
