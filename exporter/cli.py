@@ -16,7 +16,6 @@ import anyio
 
 from exporter import __version__
 from exporter.config import Config, load_config
-from exporter.dryrun import render_plan
 from exporter.errors import (
     ExporterError,
     FatalPortalError,
@@ -24,12 +23,11 @@ from exporter.errors import (
     UsageError,
     primary_exception,
 )
-from exporter.job import DiscoveryJob, ExportJob, ExportResult, dry_run
-from exporter.logs import configure_logging
-from exporter.metrics import write_metrics
-from exporter.progress import ProgressView, choose_view, discovery_reporter
-from exporter.redact import redact
-from exporter.report import (
+from exporter.jobs.dryrun import render_plan
+from exporter.jobs.export import DiscoveryJob, ExportJob, ExportResult, dry_run
+from exporter.jobs.metrics import write_metrics
+from exporter.jobs.progress import ProgressView, choose_view, discovery_reporter
+from exporter.jobs.report import (
     EXIT_ABORTED,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -37,6 +35,8 @@ from exporter.report import (
     EXIT_USAGE,
     usage_error_report,
 )
+from exporter.logs import configure_logging
+from exporter.redact import redact
 
 log = logging.getLogger("exporter.cli")
 
@@ -353,7 +353,7 @@ def _discover_command(args: argparse.Namespace) -> int:
 
 
 def _verify_command(args: argparse.Namespace) -> int:
-    from exporter.verify import render_json, render_text, verify_output
+    from exporter.destination.verify import render_json, render_text, verify_output
 
     result = verify_output(args.output)
     if args.json:
@@ -365,7 +365,7 @@ def _verify_command(args: argparse.Namespace) -> int:
 
 def _demo_command(args: argparse.Namespace) -> int:
     # The simulator is imported only here and for `simulate`: `run` starts faster.
-    from exporter.demo import DEMO_BURST, DEMO_RATE, Demo
+    from exporter.jobs.demo import DEMO_BURST, DEMO_RATE, Demo
 
     demo = Demo(args.images, args.output, progress=_progress_view(args))
     result = run_job(demo.run, lambda: demo.job.result if demo.job else None)
@@ -389,7 +389,7 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
-    from exporter.demo import serve_until_stopped, write_manifest
+    from exporter.jobs.demo import serve_until_stopped, write_manifest
     from exporter.simulator import Catalog, FaultSettings, PortalSettings
 
     catalog = Catalog.generate(

@@ -15,7 +15,7 @@ import anyio
 from aiohttp import web
 
 from exporter.config import Config, parse_config
-from exporter.job import ExportJob, ExportResult
+from exporter.jobs.export import ExportJob, ExportResult
 from exporter.simulator import (
     Catalog,
     PortalSettings,

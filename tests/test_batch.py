@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from exporter.batch import BatchCall, batch_payload, parse_batch_answer
 from exporter.errors import (
     AccessDeniedError,
     BatchRefusedError,
@@ -16,6 +15,7 @@ from exporter.errors import (
     PortalError,
     TransientError,
 )
+from exporter.portal.batch import BatchCall, batch_payload, parse_batch_answer
 
 GET = "catalog.productImage.get"
 

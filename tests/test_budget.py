@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.budget import FileStore, cache_dir, shared_store
-from exporter.ratelimit import MemoryStore, TokenBucket
+from exporter.portal.budget import FileStore, cache_dir, shared_store
+from exporter.portal.ratelimit import MemoryStore, TokenBucket
 
 from .support import FakeClock
 

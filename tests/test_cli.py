@@ -242,7 +242,7 @@ def test_verify_of_a_missing_folder_is_a_usage_error(
 def test_an_internal_error_is_reported_briefly_and_redacted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from exporter.job import ExportJob
+    from exporter.jobs.export import ExportJob
 
     async def explode(self: ExportJob) -> None:
         raise RuntimeError("bug near https://example.bitrix24.com/rest/1/s3cr3tc0de/batch")

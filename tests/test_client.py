@@ -28,9 +28,6 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from exporter import __version__
-from exporter.auth import Auth, OAuthAuth, WebhookAuth
-from exporter.batch import BatchCall
-from exporter.client import PortalClient
 from exporter.config import OAuthConfig
 from exporter.errors import (
     DownloadError,
@@ -41,7 +38,10 @@ from exporter.errors import (
     StaleLinkError,
     TransientError,
 )
-from exporter.ratelimit import TokenBucket
+from exporter.portal.auth import Auth, OAuthAuth, WebhookAuth
+from exporter.portal.batch import BatchCall
+from exporter.portal.client import PortalClient
+from exporter.portal.ratelimit import TokenBucket
 
 from .support import FakeClock
 

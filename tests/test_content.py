@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.content import content_problem
+from exporter.destination.content import content_problem
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00"

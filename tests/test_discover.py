@@ -12,20 +12,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.auth import WebhookAuth
-from exporter.client import PortalClient
-from exporter.discover import (
+from exporter.errors import ConfigError, FatalPortalError
+from exporter.manifest.read import iter_manifest, validate_manifest
+from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.portal.auth import WebhookAuth
+from exporter.portal.catalog import (
     PAGE_SIZE,
     DiscoveryProgress,
     catalog_iblocks,
     discover_images,
     walk_products,
 )
-from exporter.errors import ConfigError, FatalPortalError
-from exporter.manifest import iter_manifest, validate_manifest
-from exporter.manifest_writer import check_manifest_path, write_manifest
-from exporter.metadata import ImageRef, MetadataFetcher
-from exporter.ratelimit import TokenBucket
+from exporter.portal.client import PortalClient
+from exporter.portal.metadata import ImageRef, MetadataFetcher
+from exporter.portal.ratelimit import TokenBucket
 from exporter.simulator import Catalog, PortalSettings, RunningPortal
 from exporter.simulator import batch as sim_batch
 from exporter.simulator import errors as sim_errors

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter import download
+from exporter.destination import download
 
 REAL_WRITEV = os.writev
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

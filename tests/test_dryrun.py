@@ -9,8 +9,8 @@ import yaml
 
 from exporter.cli import main
 from exporter.config import parse_config
-from exporter.dryrun import Plan, estimate_seconds, requests_needed
-from exporter.metadata import ImageRef
+from exporter.jobs.dryrun import Plan, estimate_seconds, requests_needed
+from exporter.portal.metadata import ImageRef
 
 from .support import FAST, catalog_of, portal_in_thread, write_manifest
 

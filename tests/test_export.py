@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from exporter.config import parse_config
+from exporter.destination.index import STATE_DIR
+from exporter.destination.lock import RunLock
 from exporter.errors import LockedError
-from exporter.index import STATE_DIR
-from exporter.job import ExportJob
-from exporter.lock import RunLock
+from exporter.jobs.export import ExportJob
 from exporter.simulator import Catalog, PortalSettings
 
 from .support import (
@@ -373,7 +373,7 @@ async def test_temporaries_of_an_interrupted_run_are_removed_at_start(tmp_path: 
 async def test_downloads_start_while_metadata_is_still_being_fetched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from exporter.client import PortalClient
+    from exporter.portal.client import PortalClient
 
     events: list[str] = []
     original_batch = PortalClient.batch

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exporter.job import ExportJob
-from exporter.pipeline import UNAVAILABLE_THRESHOLD
+from exporter.jobs.export import ExportJob
+from exporter.jobs.pipeline import UNAVAILABLE_THRESHOLD
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
 from .support import (

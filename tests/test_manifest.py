@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter import manifest
 from exporter.errors import ManifestError, ManifestProblem
-from exporter.manifest import ManifestRow, iter_manifest, validate_manifest
+from exporter.manifest import read as manifest
+from exporter.manifest.read import ManifestRow, iter_manifest, validate_manifest
 
 
 @pytest.fixture(autouse=True)

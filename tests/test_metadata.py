@@ -16,10 +16,10 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from exporter.auth import WebhookAuth
-from exporter.client import PortalClient
 from exporter.errors import FatalPortalError, ImageError, PortalError, TransientError
-from exporter.metadata import (
+from exporter.portal.auth import WebhookAuth
+from exporter.portal.client import PortalClient
+from exporter.portal.metadata import (
     GET_METHOD,
     LIST_METHOD,
     ImageRef,
@@ -27,7 +27,7 @@ from exporter.metadata import (
     ProductImage,
     parse_image,
 )
-from exporter.ratelimit import TokenBucket
+from exporter.portal.ratelimit import TokenBucket
 
 from .support import FakeClock
 

@@ -10,8 +10,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import main
-from exporter.metrics import render_metrics, write_metrics
-from exporter.report import usage_error_report
+from exporter.jobs.metrics import render_metrics, write_metrics
+from exporter.jobs.report import usage_error_report
 
 from .support import FAST, catalog_of, portal_in_thread, write_manifest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.operating import MAX_PROBE, RESET_MARGIN, WINDOW, OperatingBudget
+from exporter.portal.operating import MAX_PROBE, RESET_MARGIN, WINDOW, OperatingBudget
 
 from .support import FakeClock
 

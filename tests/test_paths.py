@@ -6,9 +6,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from exporter.destination.paths import MAX_PART_BYTES, PathRegistry, render_layout, safe_part
 from exporter.errors import ImageError
-from exporter.metadata import ImageRef, ProductImage
-from exporter.paths import MAX_PART_BYTES, PathRegistry, render_layout, safe_part
+from exporter.portal.metadata import ImageRef, ProductImage
 
 LAYOUT = "{productId}/{id}_{name}"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.job import ExportJob
-from exporter.progress import BarView, LogView, Snapshot, choose_view
+from exporter.jobs.export import ExportJob
+from exporter.jobs.progress import BarView, LogView, Snapshot, choose_view
 
 from .support import catalog_of, export_config, portal_for, write_manifest
 

@@ -7,7 +7,7 @@ import itertools
 import anyio
 import pytest
 
-from exporter.ratelimit import TokenBucket
+from exporter.portal.ratelimit import TokenBucket
 
 from .support import FakeClock
 

@@ -30,10 +30,10 @@ from aiohttp.typedefs import Handler
 
 from exporter.cli import main
 from exporter.config import Config, parse_config
-from exporter.download import commit
-from exporter.index import STATE_DIR
-from exporter.job import ExportJob
-from exporter.sidecar import write_sidecar
+from exporter.destination.download import commit
+from exporter.destination.index import STATE_DIR
+from exporter.destination.sidecar import write_sidecar
+from exporter.jobs.export import ExportJob
 from exporter.simulator import (
     Catalog,
     FaultSettings,
@@ -362,7 +362,7 @@ async def test_an_image_whose_sidecar_landed_just_before_a_kill_is_not_fetched_a
     async with portal_for(catalog) as portal:
         config = export_config(portal.webhook_url, manifest, out, concurrency={"downloads": 1})
         with monkeypatch.context() as patch, pytest.raises(SimulatedKill):
-            patch.setattr("exporter.pipeline.write_sidecar", write_sidecar_then_die)
+            patch.setattr("exporter.jobs.pipeline.write_sidecar", write_sidecar_then_die)
             await ExportJob(config).run()
         done_before = done_on_disk(out)
         portal.stats.reset()
@@ -424,7 +424,7 @@ async def test_a_signal_right_after_a_file_is_renamed_still_leaves_its_sidecar(
     catalog = Catalog.generate(products=2, images=10, seed=42, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
-    monkeypatch.setattr("exporter.pipeline.commit", commit_then_signal)
+    monkeypatch.setattr("exporter.jobs.pipeline.commit", commit_then_signal)
     async with portal_for(catalog) as portal:
         job = ExportJob(export_config(portal.webhook_url, manifest, out))
         with signal_received:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from exporter.destination.index import STATE_DIR
+from exporter.destination.lock import RunLock
+from exporter.destination.verify import Finding, render_json, render_text, verify_output
 from exporter.errors import LockedError, UsageError
-from exporter.index import STATE_DIR
-from exporter.lock import RunLock
 from exporter.simulator import Catalog
-from exporter.verify import Finding, render_json, render_text, verify_output
 
 from .support import export, exported_files, portal_for, write_manifest
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from exporter.ratelimit import Clock
+from exporter.portal.ratelimit import Clock
 
 log = logging.getLogger(__name__)
 

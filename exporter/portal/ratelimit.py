@@ -12,7 +12,7 @@ slow sawtooth around what is left over, about one 503 per hundred requests, whil
 portal's bucket never drains idle.
 
 The state lives in a `BucketStore`: in memory, or in a file shared by every exporter
-process talking to the same portal from this machine (`exporter.budget`).
+process talking to the same portal from this machine (`exporter.portal.budget`).
 
     bucket = TokenBucket(rate=2, burst=50)
     sent_at = await bucket.acquire()   # before every request to the portal

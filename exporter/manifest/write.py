@@ -13,9 +13,9 @@ from collections.abc import AsyncIterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from exporter.destination.files import commit_temp, discard, temp_path_for
 from exporter.errors import ConfigError, OutputError
-from exporter.files import commit_temp, discard, temp_path_for
-from exporter.metadata import ImageRef
+from exporter.portal.metadata import ImageRef
 
 MANIFEST_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
 

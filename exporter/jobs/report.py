@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.client import RequestCounts
-from exporter.files import write_atomic_sync
+from exporter.destination.files import write_atomic_sync
+from exporter.portal.client import RequestCounts
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)

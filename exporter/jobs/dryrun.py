@@ -15,16 +15,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.client import PortalClient
 from exporter.config import Config
-from exporter.discover import walk_catalog
+from exporter.destination.index import ExportIndex
 from exporter.errors import PortalError
-from exporter.index import ExportIndex
-from exporter.manifest import iter_manifest, validate_manifest
-from exporter.metadata import ImageRef, MetadataFetcher
-from exporter.progress import format_duration
-from exporter.ratelimit import headroom
-from exporter.report import Failure
+from exporter.jobs.progress import format_duration
+from exporter.jobs.report import Failure
+from exporter.manifest.read import iter_manifest, validate_manifest
+from exporter.portal.catalog import walk_catalog
+from exporter.portal.client import PortalClient
+from exporter.portal.metadata import ImageRef, MetadataFetcher
+from exporter.portal.ratelimit import headroom
 
 
 @dataclass

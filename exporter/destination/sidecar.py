@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
-from exporter.files import write_atomic_sync
-from exporter.metadata import ImageRef, ProductImage
+from exporter.destination.files import write_atomic_sync
+from exporter.portal.metadata import ImageRef, ProductImage
 
 SIDECAR_SUFFIX = ".json"
 

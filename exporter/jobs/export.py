@@ -3,7 +3,7 @@
 `ExportJob` is one `run`: it validates the manifest before any request, locks the
 output folder, builds the one client every request goes through, runs the pipeline
 with progress shown, and writes the report however the run ends. The stages
-themselves are in `exporter.pipeline`. `DiscoveryJob` is one `discover`: it walks
+themselves are in `exporter.jobs.pipeline`. `DiscoveryJob` is one `discover`: it walks
 the catalog (or some products) through the same kind of client and writes a manifest.
 """
 
@@ -20,16 +20,10 @@ from typing import Any
 import aiohttp
 import anyio
 
-from exporter.auth import make_auth
-from exporter.budget import shared_store
-from exporter.client import PortalClient, RequestCounts
 from exporter.config import Config
-from exporter.discover import (
-    DiscoveryProgress,
-    discover_images,
-    walk_catalog,
-)
-from exporter.dryrun import Plan, check_metadata, discover_plan, read_plan
+from exporter.destination.files import remove_temporaries
+from exporter.destination.index import STATE_DIR, ExportIndex
+from exporter.destination.lock import RunLock
 from exporter.errors import (
     AccessDeniedError,
     ConfigError,
@@ -38,16 +32,10 @@ from exporter.errors import (
     PortalUnavailableError,
     UsageError,
 )
-from exporter.files import remove_temporaries
-from exporter.index import STATE_DIR, ExportIndex
-from exporter.lock import RunLock
-from exporter.manifest import validate_manifest
-from exporter.manifest_writer import check_manifest_path, write_manifest
-from exporter.metadata import MetadataFetcher
-from exporter.pipeline import Pipeline
-from exporter.progress import ProgressView, Snapshot
-from exporter.ratelimit import BucketStore, Clock, TokenBucket
-from exporter.report import (
+from exporter.jobs.dryrun import Plan, check_metadata, discover_plan, read_plan
+from exporter.jobs.pipeline import Pipeline
+from exporter.jobs.progress import ProgressView, Snapshot
+from exporter.jobs.report import (
     EXIT_ABORTED,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -57,6 +45,18 @@ from exporter.report import (
     build_report,
     write_report,
 )
+from exporter.manifest.read import validate_manifest
+from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.portal.auth import make_auth
+from exporter.portal.budget import shared_store
+from exporter.portal.catalog import (
+    DiscoveryProgress,
+    discover_images,
+    walk_catalog,
+)
+from exporter.portal.client import PortalClient, RequestCounts
+from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from exporter.destination.sidecar import SIDECAR_SUFFIX, sidecar_path
 from exporter.errors import ImageError
-from exporter.metadata import ImageRef, ProductImage
-from exporter.sidecar import SIDECAR_SUFFIX, sidecar_path
+from exporter.portal.metadata import ImageRef, ProductImage
 
 MAX_PART_BYTES = 200  # leaves room for ".json" and temporary suffixes within 255 bytes
 _MAX_EXT_CHARS = 16

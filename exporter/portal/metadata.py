@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.batch import BatchCall
-from exporter.client import PortalClient
 from exporter.errors import (
     BatchRefusedError,
     FatalPortalError,
@@ -23,6 +21,8 @@ from exporter.errors import (
     TransientError,
     unexpected_answer,
 )
+from exporter.portal.batch import BatchCall
+from exporter.portal.client import PortalClient
 
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"

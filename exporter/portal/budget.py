@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from exporter.ratelimit import BucketState, BucketStore, MemoryStore
+from exporter.portal.ratelimit import BucketState, BucketStore, MemoryStore
 
 log = logging.getLogger(__name__)
 

@@ -146,7 +146,7 @@ def format_duration(seconds: float) -> str:
 
 
 class DiscoveryFigures(Protocol):
-    """What a discovery has found so far (see `exporter.discover.DiscoveryProgress`)."""
+    """What a discovery has found so far (see `exporter.portal.catalog.DiscoveryProgress`)."""
 
     catalogs: int
     products: int

@@ -23,8 +23,6 @@ import aiohttp
 from yarl import URL
 
 from exporter import __version__
-from exporter.auth import Auth
-from exporter.batch import BATCH_METHOD, BatchAnswer, BatchCall, batch_payload, parse_batch_answer
 from exporter.errors import (
     DownloadError,
     ExpiredTokenError,
@@ -37,8 +35,16 @@ from exporter.errors import (
     from_transport,
     unexpected_answer,
 )
-from exporter.operating import OperatingBudget
-from exporter.ratelimit import Clock, MonotonicClock, TokenBucket
+from exporter.portal.auth import Auth
+from exporter.portal.batch import (
+    BATCH_METHOD,
+    BatchAnswer,
+    BatchCall,
+    batch_payload,
+    parse_batch_answer,
+)
+from exporter.portal.operating import OperatingBudget
+from exporter.portal.ratelimit import Clock, MonotonicClock, TokenBucket
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from exporter.files import write_atomic_sync
-from exporter.metadata import ImageRef
-from exporter.sidecar import SIDECAR_SUFFIX, read_sidecar
+from exporter.destination.files import write_atomic_sync
+from exporter.destination.sidecar import SIDECAR_SUFFIX, read_sidecar
+from exporter.portal.metadata import ImageRef
 
 log = logging.getLogger(__name__)
 

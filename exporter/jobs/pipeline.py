@@ -23,10 +23,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream as Receiver
 from anyio.streams.memory import MemoryObjectSendStream as Sender
 
-from exporter.client import PortalClient
 from exporter.config import Config
-from exporter.discover import DiscoveryProgress, walk_catalog
-from exporter.download import Received, commit, receive
+from exporter.destination.download import Received, commit, receive
+from exporter.destination.files import discard
+from exporter.destination.index import ExportIndex
+from exporter.destination.paths import PathRegistry, render_layout
+from exporter.destination.sidecar import SavedFile, owner_of, write_sidecar
 from exporter.errors import (
     AccessDeniedError,
     DownloadError,
@@ -40,21 +42,19 @@ from exporter.errors import (
     TransientError,
     primary_exception,
 )
-from exporter.files import discard
-from exporter.index import ExportIndex
-from exporter.manifest import iter_manifest
-from exporter.metadata import ImageRef, MetadataFetcher, ProductImage
-from exporter.paths import PathRegistry, render_layout
-from exporter.progress import ProgressView, Snapshot
-from exporter.redact import redact
-from exporter.report import (
+from exporter.jobs.progress import ProgressView, Snapshot
+from exporter.jobs.report import (
     EXIT_ABORTED,
     EXIT_FAILURES,
     EXIT_OK,
     Failure,
     Tally,
 )
-from exporter.sidecar import SavedFile, owner_of, write_sidecar
+from exporter.manifest.read import iter_manifest
+from exporter.portal.catalog import DiscoveryProgress, walk_catalog
+from exporter.portal.client import PortalClient
+from exporter.portal.metadata import ImageRef, MetadataFetcher, ProductImage
+from exporter.redact import redact
 
 log = logging.getLogger(__name__)
 

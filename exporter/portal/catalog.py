@@ -23,8 +23,6 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from exporter.batch import BatchCall
-from exporter.client import PortalClient
 from exporter.errors import (
     AccessDeniedError,
     BatchRefusedError,
@@ -35,7 +33,9 @@ from exporter.errors import (
     TransientError,
     unexpected_answer,
 )
-from exporter.metadata import ImageRef, MetadataFetcher
+from exporter.portal.batch import BatchCall
+from exporter.portal.client import PortalClient
+from exporter.portal.metadata import ImageRef, MetadataFetcher
 
 log = logging.getLogger(__name__)
 

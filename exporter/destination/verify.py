@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from exporter.destination.files import is_temporary
+from exporter.destination.index import STATE_DIR
+from exporter.destination.lock import LOCK_NAME
+from exporter.destination.sidecar import SIDECAR_SUFFIX
 from exporter.errors import ConfigError, LockedError
-from exporter.files import is_temporary
-from exporter.index import STATE_DIR
-from exporter.lock import LOCK_NAME
-from exporter.sidecar import SIDECAR_SUFFIX
 
 FindingKind = Literal[
     "missing", "corrupt", "orphan", "temporary", "unreadable-sidecar", "unreadable"

@@ -17,8 +17,8 @@ import aiohttp
 import anyio
 
 from exporter.config import OAuthConfig, PortalConfig
+from exporter.destination.files import write_atomic_sync
 from exporter.errors import ConfigError, FatalPortalError, from_transport
-from exporter.files import write_atomic_sync
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)

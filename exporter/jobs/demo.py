@@ -17,9 +17,9 @@ from pathlib import Path
 import anyio
 
 from exporter.config import parse_config
-from exporter.job import ExportJob, ExportResult
-from exporter.progress import ProgressView
-from exporter.ratelimit import MemoryStore
+from exporter.jobs.export import ExportJob, ExportResult
+from exporter.jobs.progress import ProgressView
+from exporter.portal.ratelimit import MemoryStore
 from exporter.simulator import Catalog, PortalSettings, serve_portal
 
 DEMO_RATE = 20.0  # requests per second the demo portal allows

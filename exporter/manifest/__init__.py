@@ -1,0 +1,1 @@
+"""The manifest: which products and images to export, in the formats read and written."""
