@@ -15,6 +15,7 @@ import pytest
 from exporter.errors import ConfigError, FatalPortalError
 from exporter.manifest.read import iter_manifest, validate_manifest
 from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.model import ImageRef
 from exporter.portal.auth import WebhookAuth
 from exporter.portal.catalog import (
     PAGE_SIZE,
@@ -24,7 +25,7 @@ from exporter.portal.catalog import (
     walk_products,
 )
 from exporter.portal.client import PortalClient
-from exporter.portal.metadata import ImageRef, MetadataFetcher
+from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import TokenBucket
 from exporter.simulator import Catalog, PortalSettings, RunningPortal
 from exporter.simulator import batch as sim_batch

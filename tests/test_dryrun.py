@@ -10,7 +10,7 @@ import yaml
 from exporter.cli import main
 from exporter.config import parse_config
 from exporter.jobs.dryrun import Plan, estimate_seconds, requests_needed
-from exporter.portal.metadata import ImageRef
+from exporter.model import ImageRef
 
 from .support import FAST, catalog_of, portal_in_thread, write_manifest
 

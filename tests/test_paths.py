@@ -8,7 +8,7 @@ import pytest
 
 from exporter.destination.paths import MAX_PART_BYTES, PathRegistry, render_layout, safe_part
 from exporter.errors import ImageError
-from exporter.portal.metadata import ImageRef, ProductImage
+from exporter.model import ImageRef, ProductImage
 
 LAYOUT = "{productId}/{id}_{name}"
 

@@ -24,8 +24,8 @@ import anyio
 
 from exporter.destination.content import HEAD_BYTES, content_problem
 from exporter.destination.files import commit_temp, discard, temp_path_for
-from exporter.destination.sidecar import SavedFile
 from exporter.errors import OutputError, TransientError, TransportError
+from exporter.model import SavedFile
 
 BLOCK_BYTES = 1024 * 1024  # pieces are gathered into blocks this big before hashing
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL

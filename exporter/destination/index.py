@@ -18,7 +18,7 @@ from typing import IO
 
 from exporter.destination.files import write_atomic_sync
 from exporter.destination.sidecar import SIDECAR_SUFFIX, read_sidecar
-from exporter.portal.metadata import ImageRef
+from exporter.model import ImageRef
 
 log = logging.getLogger(__name__)
 

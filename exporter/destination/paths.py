@@ -19,7 +19,7 @@ from typing import Protocol
 
 from exporter.destination.sidecar import SIDECAR_SUFFIX, sidecar_path
 from exporter.errors import ImageError
-from exporter.portal.metadata import ImageRef, ProductImage
+from exporter.model import ImageRef, ProductImage
 
 MAX_PART_BYTES = 200  # leaves room for ".json" and temporary suffixes within 255 bytes
 _MAX_EXT_CHARS = 16

@@ -15,19 +15,9 @@ from typing import Any
 
 from exporter import __version__
 from exporter.destination.files import write_atomic_sync
-from exporter.portal.metadata import ImageRef, ProductImage
+from exporter.model import ImageRef, ProductImage, SavedFile
 
 SIDECAR_SUFFIX = ".json"
-
-
-@dataclass(frozen=True, slots=True)
-class SavedFile:
-    """A file that is complete under its final name."""
-
-    path: Path
-    size: int
-    sha256: str
-    content_type: str
 
 
 def sidecar_path(file: Path) -> Path:

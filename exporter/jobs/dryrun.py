@@ -21,9 +21,10 @@ from exporter.errors import PortalError
 from exporter.jobs.progress import format_duration
 from exporter.jobs.report import Failure
 from exporter.manifest.read import iter_manifest, validate_manifest
+from exporter.model import ImageRef
 from exporter.portal.catalog import walk_catalog
 from exporter.portal.client import PortalClient
-from exporter.portal.metadata import ImageRef, MetadataFetcher
+from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import headroom
 
 

@@ -47,6 +47,7 @@ from exporter.jobs.report import (
 )
 from exporter.manifest.read import validate_manifest
 from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.model import RequestCounts
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_store
 from exporter.portal.catalog import (
@@ -54,7 +55,7 @@ from exporter.portal.catalog import (
     discover_images,
     walk_catalog,
 )
-from exporter.portal.client import PortalClient, RequestCounts
+from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
 

@@ -28,7 +28,7 @@ from exporter.destination.download import Received, commit, receive
 from exporter.destination.files import discard
 from exporter.destination.index import ExportIndex
 from exporter.destination.paths import PathRegistry, render_layout
-from exporter.destination.sidecar import SavedFile, owner_of, write_sidecar
+from exporter.destination.sidecar import owner_of, write_sidecar
 from exporter.errors import (
     AccessDeniedError,
     DownloadError,
@@ -51,9 +51,10 @@ from exporter.jobs.report import (
     Tally,
 )
 from exporter.manifest.read import iter_manifest
+from exporter.model import ImageRef, ProductImage, SavedFile
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
 from exporter.portal.client import PortalClient
-from exporter.portal.metadata import ImageRef, MetadataFetcher, ProductImage
+from exporter.portal.metadata import MetadataFetcher
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)

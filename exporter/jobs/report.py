@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.destination.files import write_atomic_sync
-from exporter.portal.client import RequestCounts
+from exporter.model import RequestCounts
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from exporter.destination.files import commit_temp, discard, temp_path_for
 from exporter.errors import ConfigError, OutputError
-from exporter.portal.metadata import ImageRef
+from exporter.model import ImageRef
 
 MANIFEST_FORMATS = {".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
 

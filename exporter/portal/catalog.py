@@ -33,9 +33,10 @@ from exporter.errors import (
     TransientError,
     unexpected_answer,
 )
+from exporter.model import ImageRef
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
-from exporter.portal.metadata import ImageRef, MetadataFetcher
+from exporter.portal.metadata import MetadataFetcher
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ from exporter.errors import (
     from_transport,
     unexpected_answer,
 )
+from exporter.model import RequestCounts
 from exporter.portal.auth import Auth
 from exporter.portal.batch import (
     BATCH_METHOD,
@@ -55,17 +55,6 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 MAX_RATE_LIMITED_RETRIES = 100  # 503s for one request before the run gives up on it
 _ERROR_BODY_LIMIT = 64 * 1024
-
-
-@dataclass
-class RequestCounts:
-    """What the client sent; copied into the report."""
-
-    rest: int = 0  # REST HTTP requests, batches included
-    batch: int = 0  # of which batches
-    download: int = 0  # download GETs
-    rate_limited: int = 0  # 503 QUERY_LIMIT_EXCEEDED answers
-    retried: int = 0  # requests sent again after a transient failure
 
 
 class PortalClient:

@@ -9,7 +9,6 @@ Per-image errors come back as values; an error that refuses the whole job is rai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.errors import (
@@ -21,35 +20,13 @@ from exporter.errors import (
     TransientError,
     unexpected_answer,
 )
+from exporter.model import ImageRef, ProductImage
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
 
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"
 MAX_OPERATING_WAITS = 20  # rounds a command may wait for its method's time budget
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ImageRef:
-    """One image of one product, as a manifest names it."""
-
-    product_id: int
-    image_id: int
-
-    def __str__(self) -> str:
-        return f"product {self.product_id} image {self.image_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProductImage:
-    """An image's metadata as the portal returned it; `download_url` is a credential."""
-
-    ref: ImageRef
-    name: str
-    type: str
-    fields: Mapping[str, Any]  # every field the portal returned, except downloadUrl
-    method: str  # the REST method that returned it
-    download_url: str = field(repr=False)
 
 
 def parse_image(raw: object, method: str) -> ProductImage:

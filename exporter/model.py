@@ -1,0 +1,58 @@
+"""The values that travel between the parts: an image's name, its metadata, a saved file,
+what was sent to the portal.
+
+This module imports nothing of the project, so every part can name an image without
+depending on the part that produced it (what lands on disk does not import the
+portal client).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ImageRef:
+    """One image of one product, as a manifest names it."""
+
+    product_id: int
+    image_id: int
+
+    def __str__(self) -> str:
+        return f"product {self.product_id} image {self.image_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductImage:
+    """An image's metadata as the portal returned it; `download_url` is a credential."""
+
+    ref: ImageRef
+    name: str
+    type: str
+    fields: Mapping[str, Any]  # every field the portal returned, except downloadUrl
+    method: str  # the REST method that returned it
+    download_url: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    """A file that is complete under its final name."""
+
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+
+
+@dataclass
+class RequestCounts:
+    """What the client sent; copied into the report."""
+
+    rest: int = 0  # REST HTTP requests, batches included
+    batch: int = 0  # of which batches
+    download: int = 0  # download GETs
+    rate_limited: int = 0  # 503 QUERY_LIMIT_EXCEEDED answers
+    retried: int = 0  # requests sent again after a transient failure
