@@ -17,24 +17,19 @@ import anyio
 from exporter import __version__
 from exporter.config import Config, load_config
 from exporter.errors import (
+    EXIT_INTERRUPTED,
     ExporterError,
     FatalPortalError,
     OutputError,
     UsageError,
+    exit_status,
     primary_exception,
 )
 from exporter.jobs.dryrun import render_plan
 from exporter.jobs.export import DiscoveryJob, ExportJob, ExportResult, dry_run
 from exporter.jobs.metrics import write_metrics
 from exporter.jobs.progress import ProgressView, choose_view, discovery_reporter
-from exporter.jobs.report import (
-    EXIT_ABORTED,
-    EXIT_FAILURES,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    usage_error_report,
-)
+from exporter.jobs.report import usage_error_report
 from exporter.logs import configure_logging
 from exporter.redact import redact
 
@@ -62,20 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except UsageError as exc:
+    except (UsageError, OutputError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
-    except OutputError as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_FAILURES
-    except KeyboardInterrupt:
+        return exit_status(exc)
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception:
+        return exit_status(exc)
+    except Exception as exc:
         # A bug, not a situation: say so through the log, whose formatter redacts
         # the message and the traceback alike.
         log.exception("internal error (please report it)")
-        return EXIT_FAILURES
+        return exit_status(exc)
 
 
 def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
@@ -326,9 +318,9 @@ def _dry_run(args: argparse.Namespace, config: Config) -> int:
         plan = _run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
     except FatalPortalError as exc:
         print(f"aborted: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_ABORTED
+        return exit_status(exc)
     print(redact(render_plan(plan, config)))
-    return EXIT_FAILURES if plan.failures else EXIT_OK
+    return exit_status(failed=bool(plan.failures))
 
 
 def _discover_command(args: argparse.Namespace) -> int:
@@ -360,7 +352,7 @@ def _verify_command(args: argparse.Namespace) -> int:
         print(render_json(result))
     elif not (args.quiet and result.ok):
         print(render_text(result))
-    return EXIT_OK if result.ok else EXIT_FAILURES
+    return exit_status(failed=not result.ok)
 
 
 def _demo_command(args: argparse.Namespace) -> int:

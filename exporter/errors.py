@@ -10,23 +10,32 @@ The tree tells a caller what to do with a failure:
   (`ImageError`), or stop the run (`FatalPortalError`, exit 3).
 * `DownloadError` / `OutputError` — fetching or saving one file went wrong.
 
-`classify_portal_error` maps an HTTP status and a Bitrix24 error code onto the tree and
-`from_transport` maps aiohttp's exceptions onto it, so no other module branches on codes
-or on aiohttp's exception types. Messages never carry URLs: a webhook URL and every
-`downloadUrl` contain credentials.
+Each class carries the exit code a run stopped by it ends with, and `exit_status` is
+the one place that turns how a run ended into the process's exit status.
+`classify_portal_error` maps an HTTP status and a Bitrix24 error code onto the tree
+(the portal part maps its HTTP library's exceptions, at its edge), so no other module
+branches on codes. Messages never carry URLs: a webhook URL and every `downloadUrl`
+contain credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
+from typing import ClassVar
 
-import aiohttp
+# Exit statuses of the process (the README's table).
+EXIT_OK = 0
+EXIT_FAILURES = 1  # the run finished, some images failed
+EXIT_USAGE = 2  # configuration, manifest or lock: nothing was requested
+EXIT_ABORTED = 3  # the portal refused the job as a whole
+EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM
 
 
 class ExporterError(Exception):
     """Base of every error the exporter raises on purpose."""
+
+    exit_code: ClassVar[int] = EXIT_FAILURES  # of a run this error stops
 
 
 # Usage errors: raised before the first request; the run exits with 2.
@@ -34,6 +43,8 @@ class ExporterError(Exception):
 
 class UsageError(ExporterError):
     """The job cannot start as asked; nothing was requested from the portal."""
+
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(UsageError):
@@ -123,6 +134,8 @@ class AccessDeniedError(ImageError):
 
 class FatalPortalError(PortalError):
     """The portal refuses the job as a whole (credentials, scope, plan, block); exit 3."""
+
+    exit_code = EXIT_ABORTED
 
 
 # Errors of a single download or of the local disk.
@@ -221,33 +234,28 @@ def classify_portal_error(
     return ImageError(text or (f"HTTP_{status}" if status is not None else "ERROR"), desc, status)
 
 
-def unexpected_answer(status: int, what: str) -> TransientError:
-    """An answer that is not a Bitrix24 JSON body (an HTML page, a cut-off JSON)."""
-    return TransientError("ERROR_UNEXPECTED_ANSWER", what, status)
+# Answers that are not what the method returns ("ERROR_UNEXPECTED_ANSWER"), by what
+# they mean for the run: ask again, fail this image, or stop.
+
+UNEXPECTED_ANSWER = "ERROR_UNEXPECTED_ANSWER"
 
 
-def from_transport(exc: BaseException) -> TransportError:
-    """Map an aiohttp / asyncio transport exception onto `TransportError`.
+def garbled_answer(status: int | None, what: str) -> TransientError:
+    """An answer cut short or mangled on the way (an HTML page, JSON without its result):
+    asking again may get the real one. `status` is None for a command inside a batch."""
+    return TransientError(UNEXPECTED_ANSWER, what, status)
 
-    aiohttp's own messages often include the request URL, which carries the webhook
-    code or a download token, so only the exception type and the OS error survive.
-    """
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return TransportError("TIMEOUT", "the portal did not answer in time")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        reason = os.strerror(os_error.errno) if os_error.errno else type(os_error).__name__
-        return TransportError("CONNECT_FAILED", f"cannot connect to the portal: {reason}")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return TransportError("CONNECTION_DROPPED", "the portal closed the connection")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return TransportError("SHORT_BODY", "the answer ended before its announced length")
-    if isinstance(exc, aiohttp.ClientOSError):
-        # Not `strerror`: aiohttp puts the request URL there ("Can not write request body
-        # for https://…/rest/1/<code>/batch").
-        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-        return TransportError("CONNECTION_FAILED", f"connection error: {reason}")
-    return TransportError("HTTP_FAILED", f"HTTP exchange failed ({type(exc).__name__})")
+
+def unfit_answer(what: str) -> ImageError:
+    """A well-formed answer that does not fit what was asked (fields missing, another
+    image, a page that does not move on): that image or product fails, the run goes on."""
+    return ImageError(UNEXPECTED_ANSWER, what)
+
+
+def foreign_error_page(status: int) -> FatalPortalError:
+    """A 4xx page that is no Bitrix24 answer at all: the address is wrong for every request."""
+    problem = "a non-JSON error page; is the portal address right?"
+    return FatalPortalError(UNEXPECTED_ANSWER, problem, status)
 
 
 def primary_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -268,3 +276,23 @@ def primary_exception(group: BaseExceptionGroup[BaseException]) -> BaseException
             if isinstance(exc, preferred):
                 return exc
     return flat[0] if flat else group
+
+
+def exit_status(
+    stopped_by: BaseException | None = None, *, failed: bool = False, refused: bool = False
+) -> int:
+    """The process's exit status for how a run ended.
+
+    `stopped_by` is what ended it early (an error of the tree carries its code; a
+    signal is 130; anything else is a bug, 1); a run that finished is 1 when anything
+    `failed`, 3 when every failure was the portal's refusal (`refused`), else 0.
+    """
+    if stopped_by is None:
+        if refused:
+            return EXIT_ABORTED
+        return EXIT_FAILURES if failed else EXIT_OK
+    if isinstance(stopped_by, ExporterError):
+        return stopped_by.exit_code
+    if isinstance(stopped_by, KeyboardInterrupt | asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURES

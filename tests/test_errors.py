@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -10,17 +13,26 @@ from yarl import URL
 from exporter.errors import (
     AccessDeniedError,
     BatchRefusedError,
+    ConfigError,
     ExpiredTokenError,
     FatalPortalError,
     ImageError,
+    LockedError,
+    ManifestError,
     OperationTimeLimitError,
+    OutputError,
     PortalError,
+    PortalUnavailableError,
     RateLimitedError,
     TransientError,
     TransportError,
     classify_portal_error,
-    from_transport,
+    exit_status,
+    foreign_error_page,
+    garbled_answer,
+    unfit_answer,
 )
+from exporter.portal.transport import from_transport
 
 SECRET = "SECRETCODE"
 WEBHOOK_CALL = f"https://example.bitrix24.com/rest/1/{SECRET}/batch"
@@ -225,3 +237,50 @@ def test_an_empty_code_inside_a_batch_does_not_invent_an_http_status() -> None:
     assert type(error) is ImageError
     assert "None" not in error.code
     assert "None" not in str(error)
+
+
+# Exit codes travel with the errors; one function turns a run's end into the status.
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConfigError("bad key"), 2),
+        (LockedError("held"), 2),
+        (ManifestError("bad rows"), 2),
+        (FatalPortalError("NO_AUTH_FOUND"), 3),
+        (OutputError("disk full"), 1),
+        (PortalUnavailableError("100 in a row"), 1),
+        (ImageError("0"), 1),
+        (KeyboardInterrupt(), 130),
+        (asyncio.CancelledError(), 130),
+        (RuntimeError("a bug"), 1),
+    ],
+)
+def test_a_run_stopped_by_an_error_exits_with_the_code_its_class_carries(
+    error: BaseException, status: int
+) -> None:
+    assert exit_status(error) == status
+
+
+def test_a_finished_run_exits_0_1_or_3_by_what_failed() -> None:
+    assert exit_status() == 0
+    assert exit_status(failed=True) == 1
+    assert exit_status(failed=True, refused=True) == 3
+
+
+@pytest.mark.parametrize(
+    ("helper", "family"),
+    [
+        (lambda: garbled_answer(200, "an HTML page"), TransientError),
+        (lambda: garbled_answer(None, "no entry for this command"), TransientError),
+        (lambda: unfit_answer("another image"), ImageError),
+        (lambda: foreign_error_page(404), FatalPortalError),
+    ],
+)
+def test_every_unexpected_answer_has_the_one_code_and_the_class_its_intent_needs(
+    helper: Any, family: type[PortalError]
+) -> None:
+    error = helper()
+    assert error.code == "ERROR_UNEXPECTED_ANSWER"
+    assert type(error) is family

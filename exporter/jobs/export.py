@@ -18,33 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
 
 from exporter.config import Config
 from exporter.destination.files import remove_temporaries
 from exporter.destination.index import STATE_DIR, ExportIndex
 from exporter.destination.lock import RunLock
 from exporter.errors import (
+    EXIT_FAILURES,
     AccessDeniedError,
     ConfigError,
     FatalPortalError,
     OutputError,
     PortalUnavailableError,
     UsageError,
+    exit_status,
 )
 from exporter.jobs.dryrun import Plan, check_metadata, discover_plan, read_plan
 from exporter.jobs.pipeline import Pipeline
 from exporter.jobs.progress import ProgressView, Snapshot
-from exporter.jobs.report import (
-    EXIT_ABORTED,
-    EXIT_FAILURES,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Tally,
-    build_report,
-    write_report,
-)
+from exporter.jobs.report import Tally, build_report, write_report
 from exporter.manifest.read import validate_manifest
 from exporter.manifest.write import check_manifest_path, write_manifest
 from exporter.model import RequestCounts
@@ -137,8 +129,8 @@ class ExportJob:
         began = time.monotonic()
         tally = Tally()
         counts = RequestCounts()
-        aborted_by: str | None = None
-        exit_code = EXIT_FAILURES  # unless the run says otherwise below
+        stopped_by: BaseException | None = None
+        exit_code = EXIT_FAILURES  # unless the pipeline finishes and says otherwise
         try:
             async with _session(config) as session:
                 client = self._client(session)
@@ -154,22 +146,16 @@ class ExportJob:
                 if self._progress is not None:
                     self._progress.close(snapshot())
             exit_code = pipeline.exit_code()
-        except FatalPortalError as exc:
-            aborted_by, exit_code = str(exc), EXIT_ABORTED
+        except STOPS_THE_RUN as exc:
+            stopped_by = exc
             log.error("aborted: %s", exc)
-        except (OutputError, PortalUnavailableError) as exc:
-            aborted_by, exit_code = str(exc), EXIT_FAILURES
-            log.error("aborted: %s", exc)
-        except UsageError as exc:
-            aborted_by, exit_code = str(exc), EXIT_USAGE
-            raise
-        except anyio.get_cancelled_exc_class():
-            exit_code = EXIT_INTERRUPTED
-            raise
-        except Exception as exc:
-            aborted_by = f"internal error: {type(exc).__name__}"
+        except BaseException as exc:
+            stopped_by = exc
             raise
         finally:
+            if stopped_by is not None:
+                exit_code = exit_status(stopped_by)
+            aborted_by = _aborted_by(stopped_by)
             report = build_report(
                 started_at=started,
                 finished_at=datetime.now(UTC),
@@ -186,6 +172,19 @@ class ExportJob:
 
     def _client(self, session: aiohttp.ClientSession) -> PortalClient:
         return portal_client(self.config, session, clock=self._clock, budget=self._budget)
+
+
+# Errors that end a run early on purpose: the report and the exit code say why.
+STOPS_THE_RUN = (FatalPortalError, OutputError, PortalUnavailableError)
+
+
+def _aborted_by(stopped_by: BaseException | None) -> str | None:
+    """Why a run stopped early, for the report: None when it finished or was interrupted."""
+    if stopped_by is None or not isinstance(stopped_by, Exception):
+        return None
+    if isinstance(stopped_by, (*STOPS_THE_RUN, UsageError)):
+        return str(stopped_by)
+    return f"internal error: {type(stopped_by).__name__}"
 
 
 def portal_client(
@@ -291,15 +290,16 @@ class DiscoveryJob:
                 rows = await write_manifest(self.out, refs)
             except FatalPortalError as exc:
                 log.error("aborted: %s", exc)
-                return DiscoveryResult(EXIT_ABORTED, rows, found, str(exc))
+                return DiscoveryResult(exit_status(exc), rows, found, str(exc))
         for iblock, error in found.skipped_iblocks:
             log.warning("catalog iblock %d was not walked: %s", iblock, error)
         if rows == 0:
             log.warning("no images found: %s has no rows", self.out)
         denied = [e for _, e in found.failed_products if isinstance(e, AccessDeniedError)]
         if rows == 0 and found.failed_products and len(denied) == len(found.failed_products):
-            return DiscoveryResult(EXIT_ABORTED, rows, found, "access denied for every product")
-        return DiscoveryResult(EXIT_OK if found.complete else EXIT_FAILURES, rows, found)
+            refused = exit_status(failed=True, refused=True)
+            return DiscoveryResult(refused, rows, found, "access denied for every product")
+        return DiscoveryResult(exit_status(failed=not found.complete), rows, found)
 
 
 async def dry_run(

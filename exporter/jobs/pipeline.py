@@ -40,16 +40,11 @@ from exporter.errors import (
     PortalUnavailableError,
     StaleLinkError,
     TransientError,
+    exit_status,
     primary_exception,
 )
 from exporter.jobs.progress import ProgressView, Snapshot
-from exporter.jobs.report import (
-    EXIT_ABORTED,
-    EXIT_FAILURES,
-    EXIT_OK,
-    Failure,
-    Tally,
-)
+from exporter.jobs.report import Failure, Tally
 from exporter.manifest.read import iter_manifest
 from exporter.model import ImageRef, ProductImage, SavedFile
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
@@ -137,12 +132,16 @@ class Pipeline:
     def exit_code(self) -> int:
         """0 when every image is exported or done; 3 when access was denied for all."""
         tally = self.tally
-        if tally.failed == 0 and not tally.warnings:
-            return EXIT_OK
-        if self._images_read == 0 and tally.skipped == 0 and self._denied == tally.failed:
+        failed = tally.failed > 0 or bool(tally.warnings)
+        refused = (
+            failed
+            and self._images_read == 0
+            and tally.skipped == 0
+            and self._denied == tally.failed
+        )
+        if refused:
             log.error("access denied for every image: the credentials cannot read the catalog")
-            return EXIT_ABORTED
-        return EXIT_FAILURES
+        return exit_status(failed=failed, refused=refused)
 
     # Stage 1: the manifest, deduplicated, done images skipped without a request.
 

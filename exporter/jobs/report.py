@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from exporter.destination.files import write_atomic_sync
+from exporter.errors import EXIT_USAGE
 from exporter.model import RequestCounts
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILURES = 1  # the run finished, some images failed
-EXIT_USAGE = 2  # configuration, manifest or lock: nothing was requested
-EXIT_ABORTED = 3  # the portal refused the job as a whole
-EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM
 
 
 @dataclass(frozen=True, slots=True)

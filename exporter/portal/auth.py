@@ -18,7 +18,8 @@ import anyio
 
 from exporter.config import OAuthConfig, PortalConfig
 from exporter.destination.files import write_atomic_sync
-from exporter.errors import ConfigError, FatalPortalError, from_transport
+from exporter.errors import ConfigError, FatalPortalError
+from exporter.portal.transport import from_transport
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)

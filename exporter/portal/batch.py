@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from exporter.errors import PortalError, TransientError, classify_portal_error, unexpected_answer
+from exporter.errors import PortalError, classify_portal_error, garbled_answer
 
 BATCH_METHOD = "batch"
 
@@ -52,7 +52,7 @@ def parse_batch_answer(body: Mapping[str, Any], calls: Sequence[BatchCall]) -> B
     """Split a 200 batch answer into one outcome per command."""
     sections = body.get("result")
     if not isinstance(sections, Mapping):
-        raise unexpected_answer(200, "a batch answer without its result sections")
+        raise garbled_answer(200, "a batch answer without its result sections")
     results = _keyed(sections.get("result"))
     errors = _keyed(sections.get("result_error"))
     times = {k: v for k, v in _keyed(sections.get("result_time")).items() if isinstance(v, dict)}
@@ -70,8 +70,8 @@ def parse_batch_answer(body: Mapping[str, Any], calls: Sequence[BatchCall]) -> B
         elif call.key in results:
             outcomes[call.key] = results[call.key]
         else:
-            outcomes[call.key] = TransientError(
-                "ERROR_UNEXPECTED_ANSWER", "the batch answer has no entry for this command"
+            outcomes[call.key] = garbled_answer(
+                None, "the batch answer has no entry for this command"
             )
     return BatchAnswer(outcomes, times)
 

@@ -31,7 +31,8 @@ from exporter.errors import (
     OperationTimeLimitError,
     PortalError,
     TransientError,
-    unexpected_answer,
+    garbled_answer,
+    unfit_answer,
 )
 from exporter.model import ImageRef
 from exporter.portal.batch import BatchCall
@@ -93,11 +94,11 @@ async def catalog_iblocks(
         result = answer.get("result")
         catalogs = result.get("catalogs") if isinstance(result, Mapping) else None
         if not isinstance(catalogs, list):
-            raise unexpected_answer(200, "a catalog list without catalogs")
+            raise garbled_answer(200, "a catalog list without catalogs")
         for entry in catalogs:
             iblock = _as_id(entry.get("iblockId") if isinstance(entry, Mapping) else None)
             if iblock is None:
-                raise unexpected_answer(200, "a catalog without an iblockId")
+                raise garbled_answer(200, "a catalog without an iblockId")
             iblocks[iblock] = None
         start = answer.get("next")
         if not start or not catalogs:
@@ -273,17 +274,15 @@ def _page_ids(result: Any | PortalError, after: int) -> list[int]:
         raise result
     products = result.get("products") if isinstance(result, Mapping) else None
     if not isinstance(products, list):
-        raise unexpected_answer(200, "a product list without products")
+        raise garbled_answer(200, "a product list without products")
     ids = [_as_id(entry.get("id") if isinstance(entry, Mapping) else None) for entry in products]
     valid = [pid for pid in ids if pid is not None]
     if len(valid) != len(ids):
-        raise unexpected_answer(200, "a product without an id")
+        raise garbled_answer(200, "a product without an id")
     valid.sort()
     if valid and valid[0] <= after:
         # The portal ignored the >id filter: walking on would repeat this page forever.
-        raise ImageError(
-            "ERROR_UNEXPECTED_ANSWER", f"the portal repeated products up to id {after}"
-        )
+        raise unfit_answer(f"the portal repeated products up to id {after}")
     return valid
 
 

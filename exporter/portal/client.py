@@ -31,8 +31,8 @@ from exporter.errors import (
     StaleLinkError,
     TransientError,
     classify_portal_error,
-    from_transport,
-    unexpected_answer,
+    foreign_error_page,
+    garbled_answer,
 )
 from exporter.model import RequestCounts
 from exporter.portal.auth import Auth
@@ -45,6 +45,7 @@ from exporter.portal.batch import (
 )
 from exporter.portal.operating import OperatingBudget
 from exporter.portal.ratelimit import Clock, MonotonicClock, TokenBucket
+from exporter.portal.transport import from_transport
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class PortalClient:
             raise StaleLinkError(f"HTTP_{status}", "the portal refused the download link")
         if status >= 500 or status == 200:
             # A 200 with an HTML page is the portal's error page, not the image.
-            raise unexpected_answer(status, f"a {content_type or 'non-file'} page, not the file")
+            raise garbled_answer(status, f"a {content_type or 'non-file'} page, not the file")
         raise DownloadError(f"HTTP_{status}", "the portal refused the download")
 
     async def _send(
@@ -283,16 +284,12 @@ def _decode(status: int, body: bytes, location: str) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         if status == 200 or status >= 500:
-            raise unexpected_answer(status, "the portal answered with something that is not JSON")
-        raise FatalPortalError(
-            "ERROR_UNEXPECTED_ANSWER",
-            "a non-JSON error page; is the portal address right?",
-            status,
-        )
+            raise garbled_answer(status, "the portal answered with something that is not JSON")
+        raise foreign_error_page(status)
     if "error" in data:
         raise classify_portal_error(status, data["error"], data.get("error_description", ""))
     if status != 200 or "result" not in data:
-        raise unexpected_answer(status, "an answer without a result")
+        raise garbled_answer(status, "an answer without a result")
     return data
 
 

@@ -18,7 +18,8 @@ from exporter.errors import (
     OperationTimeLimitError,
     PortalError,
     TransientError,
-    unexpected_answer,
+    garbled_answer,
+    unfit_answer,
 )
 from exporter.model import ImageRef, ProductImage
 from exporter.portal.batch import BatchCall
@@ -32,11 +33,11 @@ MAX_OPERATING_WAITS = 20  # rounds a command may wait for its method's time budg
 def parse_image(raw: object, method: str) -> ProductImage:
     """Check the fields the exporter relies on and split off `downloadUrl`."""
     if not isinstance(raw, Mapping):
-        raise unexpected_answer(200, "an image entry that is not an object")
+        raise garbled_answer(200, "an image entry that is not an object")
     image_id, product_id, url = raw.get("id"), raw.get("productId"), raw.get("downloadUrl")
     ids_ok = all(_is_id(value) for value in (image_id, product_id))
     if not ids_ok or not isinstance(url, str) or not url:
-        raise ImageError("ERROR_UNEXPECTED_ANSWER", "image metadata without id, productId or link")
+        raise unfit_answer("image metadata without id, productId or link")
     return ProductImage(
         ref=ImageRef(int(str(product_id)), int(str(image_id))),
         name=str(raw.get("name") or ""),
@@ -164,7 +165,7 @@ def _one_image(outcome: Any | PortalError, ref: ImageRef) -> ProductImage | Port
     except PortalError as exc:
         return exc
     if image.ref != ref:
-        return ImageError("ERROR_UNEXPECTED_ANSWER", "the portal answered for another image")
+        return unfit_answer("the portal answered for another image")
     return image
 
 
@@ -173,7 +174,7 @@ def _image_list(outcome: Any | PortalError) -> list[ProductImage] | PortalError:
         return outcome
     raw = outcome.get("productImages") if isinstance(outcome, Mapping) else None
     if not isinstance(raw, list):
-        return ImageError("ERROR_UNEXPECTED_ANSWER", "an image list that is not a list")
+        return unfit_answer("an image list that is not a list")
     try:
         return [parse_image(entry, LIST_METHOD) for entry in raw]
     except PortalError as exc:
