@@ -83,17 +83,31 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """Where the export lands and how each image's path is made."""
+
+    dir: Path
+    layout: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """How hard a failing request is tried again (the portal part builds its policy from it)."""
+
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything one export run needs, validated."""
 
     portal: PortalConfig
     manifest: Path | None
-    output_dir: Path
-    layout: str
+    output: OutputConfig
     rate_limit: RateLimitConfig
     batch_size: int
     download_concurrency: int
-    max_attempts: int
+    retries: RetryConfig
     report: Path
 
 
@@ -177,12 +191,11 @@ def parse_config(
     return Config(
         portal=portal,
         manifest=manifest or manifest_path,
-        output_dir=final_out,
-        layout=layout,
+        output=OutputConfig(final_out, layout),
         rate_limit=rate,
         batch_size=batch_size,
         download_concurrency=downloads,
-        max_attempts=attempts,
+        retries=RetryConfig(attempts),
         report=report or report_path or final_out / "report.json",
     )
 

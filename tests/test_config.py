@@ -33,14 +33,14 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     config = parse_config({"portal": {"webhook_url": WEBHOOK}}, base_dir=Path("/srv"), env={})
     assert config.portal.base_url == "https://example.bitrix24.com"
     assert config.portal.host == "example.bitrix24.com"
-    assert config.output_dir == Path("/srv/export")
-    assert config.layout == "{productId}/{id}_{name}"
+    assert config.output.dir == Path("/srv/export")
+    assert config.output.layout == "{productId}/{id}_{name}"
     assert config.rate_limit.requests_per_second == 2.0
     assert config.rate_limit.burst == 50
     assert config.rate_limit.downloads_share_limit is True
     assert config.batch_size == 50
     assert config.download_concurrency == 8
-    assert config.max_attempts == 6
+    assert config.retries.max_attempts == 6
     assert config.portal.timeout_seconds == 60.0
     assert config.report == Path("/srv/export/report.json")
 
@@ -156,7 +156,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     )
     config = load_config(path, env={})
     assert config.manifest == tmp_path / "lists/m.csv"
-    assert config.output_dir == tmp_path / "out"
+    assert config.output.dir == tmp_path / "out"
     assert config.report == tmp_path / "out/report.json"
 
 
@@ -174,7 +174,7 @@ def test_command_line_flags_override_the_file(tmp_path: Path) -> None:
         report=Path("/x/rep.json"),
     )
     assert config.manifest == Path("/x/other.csv")
-    assert config.output_dir == Path("/x/out")
+    assert config.output.dir == Path("/x/out")
     assert config.report == Path("/x/rep.json")
 
 

@@ -102,22 +102,22 @@ class ExportJob:
         config = self.config
         if self.discover:
             log.info("exporting every catalog image of %s into %s", config.portal.host,
-                     config.output_dir)  # fmt: skip
+                     config.output.dir)  # fmt: skip
         elif config.manifest is None:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
         else:
             rows = validate_manifest(config.manifest)
             log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
-                     config.output_dir)  # fmt: skip
+                     config.output.dir)  # fmt: skip
         try:
-            config.output_dir.mkdir(parents=True, exist_ok=True)
+            config.output.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create {config.output_dir}: {exc.strerror}") from None
-        with RunLock(config.output_dir / STATE_DIR):
-            removed = remove_temporaries(config.output_dir)
+            raise OutputError(f"cannot create {config.output.dir}: {exc.strerror}") from None
+        with RunLock(config.output.dir / STATE_DIR):
+            removed = remove_temporaries(config.output.dir)
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
-            index = ExportIndex.open(config.output_dir)
+            index = ExportIndex.open(config.output.dir)
             try:
                 return await self._run_locked(index)
             finally:
@@ -206,7 +206,7 @@ def portal_client(
             clock,
             budget or shared_store(config.portal.host),
         ),
-        max_attempts=config.max_attempts,
+        max_attempts=config.retries.max_attempts,
         timeout_seconds=config.portal.timeout_seconds,
         downloads_share_limit=rate.downloads_share_limit,
         clock=clock,
@@ -273,7 +273,7 @@ class DiscoveryJob:
         async with _session(config) as session:
             client = portal_client(config, session, clock=self._clock, budget=self._budget)
             fetcher = MetadataFetcher(
-                client, batch_size=config.batch_size, max_attempts=config.max_attempts
+                client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
             )
             pages: AsyncIterable[list[int]] | list[list[int]]
             try:
@@ -281,7 +281,7 @@ class DiscoveryJob:
                     pages = walk_catalog(
                         client,
                         batch_size=config.batch_size,
-                        max_attempts=config.max_attempts,
+                        max_attempts=config.retries.max_attempts,
                         progress=found,
                     )
                 else:
@@ -311,7 +311,7 @@ async def dry_run(
     budget: BucketStore | None = None,
 ) -> Plan:
     """What a run would do; the portal is asked only for discovery and `metadata`."""
-    index = ExportIndex.read(config.output_dir)
+    index = ExportIndex.read(config.output.dir)
     if discover:
         plan = Plan()
     elif config.manifest is None:

@@ -86,9 +86,9 @@ class Pipeline:
         self.force = force
         self.discover = discover
         self.metadata = MetadataFetcher(
-            client, batch_size=config.batch_size, max_attempts=config.max_attempts
+            client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
         )
-        self.registry = PathRegistry(config.output_dir, index, reserved=[config.report])
+        self.registry = PathRegistry(config.output.dir, index, reserved=[config.report])
         self._seen: set[int] = set()
         self._images_read = 0  # images whose metadata the portal returned
         self._denied = 0  # access-denied failures
@@ -169,7 +169,7 @@ class Pipeline:
             pages = walk_catalog(
                 self.client,
                 batch_size=self.config.batch_size,
-                max_attempts=self.config.max_attempts,
+                max_attempts=self.config.retries.max_attempts,
                 progress=found,
             )
             listed: set[int] = set()
@@ -258,7 +258,7 @@ class Pipeline:
         async def attempt() -> Received:
             async with self.client.open_download(image.download_url) as response:
                 content_type = response.headers.get("Content-Type", "")
-                wanted = render_layout(self.config.layout, image, content_type)
+                wanted = render_layout(self.config.output.layout, image, content_type)
                 final = self.registry.claim(image.ref, wanted, owner_of)
                 return await receive(response, final)
 
@@ -280,7 +280,7 @@ class Pipeline:
         # waits at most for one fsync and two renames).
         with anyio.CancelScope(shield=True):
             saved = await commit(received)
-            relative = saved.path.relative_to(self.config.output_dir).as_posix()
+            relative = saved.path.relative_to(self.config.output.dir).as_posix()
             # The index line before the sidecar: a line without its sidecar is not done
             # (`is_done` checks the sidecar), but a sidecar without its line (a kill
             # between the two) would cost the next run a download.
