@@ -42,6 +42,7 @@ from exporter.portal.auth import Auth, OAuthAuth, WebhookAuth
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
 from exporter.portal.ratelimit import TokenBucket
+from exporter.portal.retry import RetryPolicy
 
 from .support import FakeClock
 
@@ -105,7 +106,7 @@ def make_client(
         auth=auth or WebhookAuth(WEBHOOK),
         session=session,
         limiter=limiter,
-        max_attempts=max_attempts,
+        retry=RetryPolicy(max_attempts=max_attempts),
         timeout_seconds=10.0,
         downloads_share_limit=downloads_share_limit,
         clock=clock,

@@ -27,6 +27,7 @@ from exporter.portal.catalog import (
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import TokenBucket
+from exporter.portal.retry import RetryPolicy
 from exporter.simulator import Catalog, PortalSettings, RunningPortal
 from exporter.simulator import batch as sim_batch
 from exporter.simulator import errors as sim_errors
@@ -73,7 +74,7 @@ async def client_for(portal: RunningPortal) -> AsyncIterator[PortalClient]:
             auth=WebhookAuth(portal.webhook_url),
             session=session,
             limiter=TokenBucket(1000, 1000),
-            max_attempts=3,
+            retry=RetryPolicy(max_attempts=3),
             timeout_seconds=10,
             downloads_share_limit=True,
         )
@@ -83,7 +84,7 @@ async def discover_all(
     client: PortalClient, progress: DiscoveryProgress | None = None
 ) -> list[ImageRef]:
     progress = progress or DiscoveryProgress()
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     iblocks = await catalog_iblocks(client, progress)
     pages = walk_products(client, iblocks, progress=progress)
     return [ref async for ref in discover_images(client, fetcher, pages, progress=progress)]
@@ -230,7 +231,7 @@ async def test_given_products_list_only_their_images_and_report_unknown_ones() -
     chosen = catalog.product_ids()[::40]
     progress = DiscoveryProgress()
     async with portal_for(catalog) as portal, client_for(portal) as client:
-        fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+        fetcher = MetadataFetcher(client, batch_size=50)
         given = [[*chosen, chosen[0], 999_999]]  # a repeat and a product that does not exist
         refs = [r async for r in discover_images(client, fetcher, given, progress=progress)]
         stats = portal.stats
@@ -268,7 +269,7 @@ async def test_manifest_streams_from_an_async_discovery(tmp_path: Path) -> None:
     catalog = three_catalogs(images=300)
     path = tmp_path / "all.csv"
     async with portal_for(catalog) as portal, client_for(portal) as client:
-        fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+        fetcher = MetadataFetcher(client, batch_size=50)
         pages = walk_products(client, await catalog_iblocks(client))
         assert await write_manifest(path, discover_images(client, fetcher, pages)) == 300
     rows = sorted((row.product_id, row.image_id) for row in iter_manifest(path))

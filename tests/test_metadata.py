@@ -28,6 +28,7 @@ from exporter.portal.metadata import (
     parse_image,
 )
 from exporter.portal.ratelimit import TokenBucket
+from exporter.portal.retry import RetryPolicy
 
 from .support import FakeClock
 
@@ -169,7 +170,7 @@ async def client() -> AsyncIterator[PortalClient]:
             auth=WebhookAuth(WEBHOOK),
             session=session,
             limiter=TokenBucket(rate=2, burst=50, clock=clock),
-            max_attempts=3,
+            retry=RetryPolicy(max_attempts=3),
             timeout_seconds=10.0,
             downloads_share_limit=True,
             clock=clock,
@@ -187,7 +188,7 @@ def refs(count: int, product_id: int = 1) -> list[ImageRef]:
 async def test_120_images_with_batch_size_50_go_out_as_batches_of_50_50_and_20(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = await fetcher.get_images(refs(120))
     assert portal.batch_sizes == [50, 50, 20]
     assert portal.single_calls == []
@@ -197,7 +198,7 @@ async def test_120_images_with_batch_size_50_go_out_as_batches_of_50_50_and_20(
 async def test_each_image_comes_back_paired_with_its_own_ref(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = await fetcher.get_images(refs(7))
     for ref, outcome in found:
         assert isinstance(outcome, ProductImage)
@@ -208,7 +209,7 @@ async def test_each_image_comes_back_paired_with_its_own_ref(
 async def test_batch_size_one_sends_single_calls_only(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
-    fetcher = MetadataFetcher(client, batch_size=1, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=1)
     found = await fetcher.get_images(refs(3))
     assert portal.batch_sizes == []
     assert [params for _, params in portal.single_calls] == [
@@ -226,7 +227,7 @@ async def test_a_per_command_image_error_fails_only_that_image(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.fail(GET_METHOD, 1, 2, 400, 0)
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = dict(await fetcher.get_images(refs(3)))
     assert isinstance(found[ImageRef(1, 2)], ImageError)
     assert isinstance(found[ImageRef(1, 1)], ProductImage)
@@ -238,7 +239,7 @@ async def test_a_per_command_fatal_error_is_raised(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.fail(GET_METHOD, 1, 2, 401, "insufficient_scope")
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     with pytest.raises(FatalPortalError):
         await fetcher.get_images(refs(3))
 
@@ -247,7 +248,7 @@ async def test_commands_refused_inside_a_batch_are_sent_alone(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.refused_in_batch.add(GET_METHOD)
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = await fetcher.get_images(refs(3))
     assert portal.batch_sizes == [3]
     assert len(portal.single_calls) == 3
@@ -258,7 +259,7 @@ async def test_after_a_batch_refusal_later_calls_of_that_method_go_alone_directl
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.refused_in_batch.add(GET_METHOD)
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     await fetcher.get_images(refs(3))
     await fetcher.get_images(refs(4, product_id=2))
     assert portal.batch_sizes == [3]  # no second batch
@@ -269,7 +270,7 @@ async def test_a_batch_refusal_of_one_method_keeps_other_methods_batched(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.refused_in_batch.add(GET_METHOD)
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     await fetcher.get_images(refs(2))
     await fetcher.list_products([1, 2, 3])
     assert portal.batch_sizes == [2, 3]
@@ -279,7 +280,7 @@ async def test_a_command_missing_from_the_batch_answer_is_asked_again(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.forget_in_next_batch.add("p1_i2")
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = dict(await fetcher.get_images(refs(3)))
     assert isinstance(found[ImageRef(1, 2)], ProductImage)
     assert portal.single_calls == [(GET_METHOD, {"productId": 1, "id": 2})]
@@ -291,7 +292,7 @@ async def test_a_command_missing_from_the_batch_answer_is_asked_again(
 async def test_list_products_returns_every_image_of_each_product(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     listed = dict(await fetcher.list_products([5, 6]))
     images = listed[5]
     assert not isinstance(images, PortalError)
@@ -304,7 +305,7 @@ async def test_list_products_fails_only_the_product_the_portal_does_not_know(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.fail(LIST_METHOD, 6, 0, 400, 0)
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     listed = dict(await fetcher.list_products([5, 6]))
     assert isinstance(listed[6], ImageError)
     assert not isinstance(listed[5], PortalError)
@@ -313,7 +314,7 @@ async def test_list_products_fails_only_the_product_the_portal_does_not_know(
 async def test_list_products_parses_the_docs_list_answer(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
-    fetcher = MetadataFetcher(client, batch_size=1, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=1)
     portal.fixed_result[LIST_METHOD] = LIST_EXAMPLE["result"]
     [(product_id, images)] = await fetcher.list_products([1])
     assert not isinstance(images, PortalError)
@@ -366,7 +367,7 @@ async def test_an_answer_about_another_image_fails_that_image(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.fixed_result[GET_METHOD] = {"productImage": image(1, 99)}
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     [(_, outcome)] = await fetcher.get_images([ImageRef(1, 7)])
     assert isinstance(outcome, ImageError)
 
@@ -378,7 +379,7 @@ async def test_a_single_call_that_keeps_failing_is_sent_at_most_max_attempts_tim
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.fail(GET_METHOD, 1, 1, 500, "INTERNAL_SERVER_ERROR")
-    fetcher = MetadataFetcher(client, batch_size=1, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=1)
     [(_, outcome)] = await fetcher.get_images(refs(1))
     assert isinstance(outcome, TransientError)
     assert len(portal.single_calls) == 3  # client max_attempts is 3 too
@@ -388,7 +389,7 @@ async def test_a_batch_that_keeps_failing_fails_its_images_instead_of_raising(
     portal: ScriptedPortal, client: PortalClient
 ) -> None:
     portal.batch_status = 500
-    fetcher = MetadataFetcher(client, batch_size=50, max_attempts=3)
+    fetcher = MetadataFetcher(client, batch_size=50)
     found = await fetcher.get_images(refs(3))
     assert all(isinstance(outcome, TransientError) for _, outcome in found)
     assert portal.batch_sizes == [3, 3, 3]

@@ -97,7 +97,8 @@ def read_plan(manifest: Path, index: ExportIndex) -> Plan:
 async def discover_plan(client: PortalClient, config: Config, plan: Plan) -> None:
     """Add every product of the catalog to a plan (the walk costs requests)."""
     pages = walk_catalog(
-        client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
+        client,
+        batch_size=config.batch_size,
     )
     async for page in pages:
         plan.product_ids.update(page)
@@ -109,7 +110,8 @@ async def check_metadata(
 ) -> None:
     """Fetch the metadata a run would (no downloads): failures named, product images counted."""
     fetcher = MetadataFetcher(
-        client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
+        client,
+        batch_size=config.batch_size,
     )
     for ref, outcome in await fetcher.get_images(plan.pending):
         if isinstance(outcome, PortalError):

@@ -50,6 +50,7 @@ from exporter.portal.catalog import (
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
+from exporter.portal.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def portal_client(
             clock,
             budget or shared_store(config.portal.host),
         ),
-        max_attempts=config.retries.max_attempts,
+        retry=RetryPolicy.from_config(config.retries),
         timeout_seconds=config.portal.timeout_seconds,
         downloads_share_limit=rate.downloads_share_limit,
         clock=clock,
@@ -272,16 +273,13 @@ class DiscoveryJob:
         rows = 0
         async with _session(config) as session:
             client = portal_client(config, session, clock=self._clock, budget=self._budget)
-            fetcher = MetadataFetcher(
-                client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
-            )
+            fetcher = MetadataFetcher(client, batch_size=config.batch_size)
             pages: AsyncIterable[list[int]] | list[list[int]]
             try:
                 if self.products is None:
                     pages = walk_catalog(
                         client,
                         batch_size=config.batch_size,
-                        max_attempts=config.retries.max_attempts,
                         progress=found,
                     )
                 else:

@@ -50,6 +50,7 @@ from exporter.model import ImageRef, ProductImage, SavedFile
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.retry import Action, Tries
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class Pipeline:
         self.force = force
         self.discover = discover
         self.metadata = MetadataFetcher(
-            client, batch_size=config.batch_size, max_attempts=config.retries.max_attempts
+            client,
+            batch_size=config.batch_size,
         )
         self.registry = PathRegistry(config.output.dir, index, reserved=[config.report])
         self._seen: set[int] = set()
@@ -169,7 +171,6 @@ class Pipeline:
             pages = walk_catalog(
                 self.client,
                 batch_size=self.config.batch_size,
-                max_attempts=self.config.retries.max_attempts,
                 progress=found,
             )
             listed: set[int] = set()
@@ -241,15 +242,21 @@ class Pipeline:
 
     async def _download(self, image: ProductImage) -> tuple[ProductImage, Received] | None:
         ref = image.ref
+        tries = Tries()
         try:
-            try:
-                return image, await self._receive(image)
-            except StaleLinkError:
+            while True:
+                try:
+                    return image, await self._receive(image)
+                except StaleLinkError as exc:
+                    step = self.client.retry.next_step(exc, tries)
+                    if step.action is not Action.RENEW_LINK:
+                        raise
+                    tries = step.tries
                 log.info("%s: download link refused; fetching fresh metadata", ref)
                 [(_, fresh)] = await self.metadata.get_images([ref])
                 if isinstance(fresh, PortalError):
                     raise fresh from None
-                return fresh, await self._receive(fresh)
+                image = fresh
         except (ImageError, TransientError, DownloadError) as exc:
             self._fail(ref.product_id, ref.image_id, exc)
             return None

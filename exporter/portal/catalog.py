@@ -11,7 +11,6 @@ manifest is streamed to a temporary file that replaces the target only when comp
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -23,6 +22,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from exporter.config import MAX_BATCH_SIZE
 from exporter.errors import (
     AccessDeniedError,
     BatchRefusedError,
@@ -30,14 +30,14 @@ from exporter.errors import (
     ImageError,
     OperationTimeLimitError,
     PortalError,
-    TransientError,
     garbled_answer,
     unfit_answer,
 )
 from exporter.model import ImageRef
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
-from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.metadata import ROUND_STEPS, MetadataFetcher
+from exporter.portal.retry import Tries
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ T = TypeVar("T")
 CATALOG_LIST_METHOD = "catalog.catalog.list"
 PRODUCT_LIST_METHOD = "catalog.product.list"
 PAGE_SIZE = 50  # catalog.product.list always answers 50 per page; fewer means the last one
-MAX_BATCH = 50
-MAX_OPERATING_WAITS = 20  # rounds a page may wait for its method's time budget
 
 
 @dataclass
@@ -114,30 +112,35 @@ async def walk_products(
     client: PortalClient,
     iblocks: Iterable[int],
     *,
-    batch_size: int = MAX_BATCH,
-    max_attempts: int = 6,
+    batch_size: int = MAX_BATCH_SIZE,
     progress: DiscoveryProgress | None = None,
 ) -> AsyncIterator[list[int]]:
     """Pages of the product ids of every iblock, walked side by side, one page per round.
 
     An iblock whose page fails for good (access denied, not found, still failing after
-    `max_attempts` rounds) is skipped with a warning and recorded in `progress`; a
-    `FatalPortalError` propagates, and so does one raised when every iblock was denied.
+    as many rounds as the retry policy allows) is skipped with a warning and recorded in
+    `progress`; a `FatalPortalError` propagates, and so does one raised when every
+    iblock was denied.
     """
     progress = progress or DiscoveryProgress()
     last_id = dict.fromkeys(iblocks, 0)  # unfinished iblock → last product id seen
     walked = len(last_id)
     denied: list[PortalError] = []
-    tries: dict[int, Counter[str]] = {iblock: Counter() for iblock in last_id}
+    tries: dict[int, Tries] = {}
     alone = batch_size <= 1
     while last_id:
-        outcomes, refused = await _page_round(client, last_id, min(batch_size, MAX_BATCH), alone)
+        outcomes, refused = await _page_round(
+            client, last_id, min(batch_size, MAX_BATCH_SIZE), alone
+        )
         alone = alone or refused
         for iblock, outcome in outcomes.items():
             if isinstance(outcome, FatalPortalError):
                 raise outcome
-            if _worth_retrying(outcome, tries[iblock], max_attempts):
-                continue
+            if isinstance(outcome, PortalError):
+                step = client.retry.next_step(outcome, tries.get(iblock, Tries()))
+                tries[iblock] = step.tries
+                if step.action in ROUND_STEPS:
+                    continue  # asked again next round (alone, if refused in a batch)
             try:
                 ids = _page_ids(outcome, last_id[iblock])
             except PortalError as exc:
@@ -160,16 +163,13 @@ async def walk_products(
 async def walk_catalog(
     client: PortalClient,
     *,
-    batch_size: int = MAX_BATCH,
-    max_attempts: int = 6,
+    batch_size: int = MAX_BATCH_SIZE,
     progress: DiscoveryProgress | None = None,
 ) -> AsyncIterator[list[int]]:
     """Pages of the product ids of every catalog: `catalog_iblocks`, then `walk_products`."""
     progress = progress or DiscoveryProgress()
     iblocks = await catalog_iblocks(client, progress)
-    async for page in walk_products(
-        client, iblocks, batch_size=batch_size, max_attempts=max_attempts, progress=progress
-    ):
+    async for page in walk_products(client, iblocks, batch_size=batch_size, progress=progress):
         yield page
 
 
@@ -178,7 +178,7 @@ async def discover_images(
     fetcher: MetadataFetcher,
     product_pages: AsyncIterable[Sequence[int]] | Iterable[Sequence[int]],
     *,
-    chunk: int = MAX_BATCH,
+    chunk: int = MAX_BATCH_SIZE,
     progress: DiscoveryProgress | None = None,
 ) -> AsyncIterator[ImageRef]:
     """Every image of the given products, listed `chunk` products per request.
@@ -253,19 +253,6 @@ def _page_call(iblock: int, after: int) -> BatchCall:
     pairs += [(f"order[{key}]", value) for key, value in params["order"].items()]
     pairs.append(("start", params["start"]))
     return BatchCall(f"iblock{iblock}", PRODUCT_LIST_METHOD, tuple(pairs))
-
-
-def _worth_retrying(outcome: Any | PortalError, tries: Counter[str], max_attempts: int) -> bool:
-    """Whether a page that failed is asked again next round; counts the attempt."""
-    if isinstance(outcome, BatchRefusedError):
-        return True  # sent alone from now on
-    if isinstance(outcome, OperationTimeLimitError):
-        tries["waits"] += 1  # the client pauses the method until its reset time
-        return tries["waits"] <= MAX_OPERATING_WAITS
-    if isinstance(outcome, TransientError):
-        tries["failures"] += 1
-        return tries["failures"] < max_attempts
-    return False
 
 
 def _page_ids(result: Any | PortalError, after: int) -> list[int]:

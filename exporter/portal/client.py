@@ -1,11 +1,12 @@
 """HTTP to the portal: REST calls, batches and downloads, every one through the limiter.
 
 `PortalClient` sends JSON POSTs with the credentials `Auth` supplies, turns every
-answer into a result or an error of `exporter.errors`, and retries what is worth
-retrying: 503 `QUERY_LIMIT_EXCEEDED` slows the limiter down, `OPERATION_TIME_LIMIT`
-pauses that method until the portal's reset time, `expired_token` refreshes OAuth
-credentials once, and transient failures back off with full jitter up to
-`max_attempts`. Redirects are never followed for REST calls (a POST would lose its body).
+answer into a result or an error of `exporter.errors`, and retries what the retry
+policy (`exporter.portal.retry`) says is worth retrying: 503 `QUERY_LIMIT_EXCEEDED`
+slows the limiter down, `OPERATION_TIME_LIMIT` pauses that method until the portal's
+reset time, `expired_token` refreshes OAuth credentials once, and transient failures
+back off with full jitter. Redirects are never followed for REST calls (a POST would
+lose its body).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from exporter import __version__
 from exporter.errors import (
     DownloadError,
     ExpiredTokenError,
+    ExporterError,
     FatalPortalError,
     OperationTimeLimitError,
     RateLimitedError,
@@ -45,6 +47,7 @@ from exporter.portal.batch import (
 )
 from exporter.portal.operating import OperatingBudget
 from exporter.portal.ratelimit import Clock, MonotonicClock, TokenBucket
+from exporter.portal.retry import Action, RetryPolicy, Tries
 from exporter.portal.transport import from_transport
 
 log = logging.getLogger(__name__)
@@ -52,9 +55,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = f"b24-image-exporter/{__version__}"
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
-MAX_RATE_LIMITED_RETRIES = 100  # 503s for one request before the run gives up on it
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
@@ -68,7 +68,7 @@ class PortalClient:
         auth: Auth,
         session: aiohttp.ClientSession,
         limiter: TokenBucket,
-        max_attempts: int,
+        retry: RetryPolicy,
         timeout_seconds: float,
         downloads_share_limit: bool,
         clock: Clock | None = None,
@@ -78,7 +78,7 @@ class PortalClient:
         self._auth = auth
         self._session = session
         self._limiter = limiter
-        self._max_attempts = max_attempts
+        self.retry = retry
         self._downloads_share_limit = downloads_share_limit
         self._clock: Clock = clock or MonotonicClock()
         self._rng = rng or random.Random()
@@ -118,12 +118,14 @@ class PortalClient:
         return answer
 
     async def with_retries(self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
-        """Run `attempt` until it succeeds or fails for good (see the module docstring).
+        """Run `attempt` until it succeeds or the retry policy gives up on it.
 
         `paced` says whether `attempt` waits for the limiter itself; an attempt that
         does not (a download outside the shared budget) backs off after a 503 instead.
+        Steps that are another loop's to take (send alone, renew a download link) end
+        this one with the error.
         """
-        failures = refusals = refreshes = 0
+        tries = Tries()
         stale: dict[str, str] | None = None
         while True:
             try:
@@ -132,39 +134,30 @@ class PortalClient:
                     await self._auth.refresh(stale)
                     stale = None
                 return await attempt()
-            except RateLimitedError as exc:
-                self.counts.rate_limited += 1
-                refusals += 1
-                if refusals > MAX_RATE_LIMITED_RETRIES:
-                    raise
-                if paced:
+            except ExporterError as exc:
+                step = self.retry.next_step(exc, tries)
+                tries = step.tries
+                if isinstance(exc, RateLimitedError):
+                    self.counts.rate_limited += 1
+                if step.action is Action.SLOW_DOWN and paced:
+                    assert isinstance(exc, RateLimitedError)
                     self._limiter.on_rate_limited(exc.sent_at)
                     log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
-                else:
-                    await self._clock.sleep(self._backoff(refusals))
-            except OperationTimeLimitError:
-                refusals += 1
-                if refusals > MAX_RATE_LIMITED_RETRIES:
+                elif step.action is Action.SLOW_DOWN:
+                    await self._clock.sleep(self._rng.uniform(0, step.backoff))
+                elif step.action is Action.REFRESH:
+                    assert isinstance(exc, ExpiredTokenError)
+                    stale = exc.stale_auth or {}
+                elif step.action is Action.RETRY:
+                    self.counts.retried += 1
+                    delay = self._rng.uniform(0, step.backoff)
+                    log.debug("retrying in %.1fs after %s", delay, exc)
+                    await self._clock.sleep(delay)
+                elif step.action is not Action.WAIT:  # the operating budget parks the method
+                    if isinstance(exc, ExpiredTokenError):
+                        problem = "the refreshed token was refused too"
+                        raise FatalPortalError(exc.code, problem) from None
                     raise
-            except ExpiredTokenError as exc:
-                refreshes += 1
-                if refreshes > 1:
-                    problem = "the refreshed token was refused too"
-                    raise FatalPortalError(exc.code, problem) from None
-                stale = exc.stale_auth or {}
-            except TransientError as exc:
-                failures += 1
-                if failures >= self._max_attempts:
-                    raise
-                self.counts.retried += 1
-                delay = self._backoff(failures)
-                log.debug("retrying in %.1fs after %s", delay, exc)
-                await self._clock.sleep(delay)
-
-    def _backoff(self, failures: int) -> float:
-        """Exponential backoff with full jitter."""
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**failures)
-        return self._rng.uniform(0, ceiling)
 
     @property
     def downloads_paced(self) -> bool:

@@ -2,7 +2,7 @@
 
 Calls go out as full batches. A command the portal will not run inside a batch is sent
 alone, and so is every later call of its method; a command that failed transiently
-(inside a 200 batch) is sent again with the next round, up to `max_attempts`.
+(inside a 200 batch) is sent again with the next round, as the retry policy allows.
 Per-image errors come back as values; an error that refuses the whole job is raised.
 """
 
@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exporter.errors import (
-    BatchRefusedError,
     FatalPortalError,
     ImageError,
     OperationTimeLimitError,
@@ -24,10 +23,13 @@ from exporter.errors import (
 from exporter.model import ImageRef, ProductImage
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
+from exporter.portal.retry import Action, Tries
 
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"
-MAX_OPERATING_WAITS = 20  # rounds a command may wait for its method's time budget
+# What a failed command inside a batch gets from the next round: sent alone, after its
+# method's time budget frees up (the client pauses the method), or simply again.
+ROUND_STEPS = frozenset({Action.ALONE, Action.WAIT, Action.RETRY})
 
 
 def parse_image(raw: object, method: str) -> ProductImage:
@@ -57,10 +59,9 @@ def _is_id(value: object) -> bool:
 class MetadataFetcher:
     """Turns image refs and product ids into `ProductImage`s with as few requests as it can."""
 
-    def __init__(self, client: PortalClient, *, batch_size: int, max_attempts: int) -> None:
+    def __init__(self, client: PortalClient, *, batch_size: int) -> None:
         self._client = client
         self._batch_size = batch_size
-        self._max_attempts = max_attempts
         self._alone: set[str] = set()  # methods the portal refused inside a batch
 
     async def get_images(
@@ -91,8 +92,7 @@ class MetadataFetcher:
 
     async def _run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
         done: dict[str, Any | PortalError] = {}
-        attempts: dict[str, int] = {}
-        waits: dict[str, int] = {}
+        tries: dict[str, Tries] = {}
         pending = list(calls)
         while pending:
             outcomes, exhausted = await self._send_round(pending)
@@ -101,24 +101,15 @@ class MetadataFetcher:
                 outcome = outcomes[call.key]
                 if isinstance(outcome, FatalPortalError):
                     raise outcome
-                if call.key in exhausted:
-                    done[call.key] = outcome  # its request was retried by the client already
-                elif isinstance(outcome, BatchRefusedError):
+                if call.key in exhausted or not isinstance(outcome, PortalError):
+                    done[call.key] = outcome  # a request of its own was retried already
+                    continue
+                step = self._client.retry.next_step(outcome, tries.get(call.key, Tries()))
+                tries[call.key] = step.tries
+                if step.action is Action.ALONE:
                     self._alone.add(call.method)
+                if step.action in ROUND_STEPS:
                     again.append(call)
-                elif isinstance(outcome, OperationTimeLimitError):
-                    # The client pauses the method; waiting is not a failed attempt.
-                    waits[call.key] = waits.get(call.key, 0) + 1
-                    if waits[call.key] <= MAX_OPERATING_WAITS:
-                        again.append(call)
-                    else:
-                        done[call.key] = outcome
-                elif isinstance(outcome, TransientError):
-                    attempts[call.key] = attempts.get(call.key, 0) + 1
-                    if attempts[call.key] < self._max_attempts:
-                        again.append(call)
-                    else:
-                        done[call.key] = outcome
                 else:
                     done[call.key] = outcome
             pending = again

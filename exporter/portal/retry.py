@@ -1,0 +1,120 @@
+"""One retry policy for every loop that asks the portal again.
+
+`RetryPolicy` is a frozen value built once from the `retries:` configuration;
+`RetryPolicy.next_step` is a pure function from an error and what this call has been
+through so far (`Tries`) to what the loop does next. The loops hold the mechanism —
+the client's REST calls and downloads, the metadata fetcher's batch rounds, the
+catalog walk's pages, the export's renewal of a refused download link — and the
+policy alone decides whether and how long:
+
+* a transient failure (5xx, an HTML page, a timeout, a dropped connection) is asked
+  again after an exponential backoff with full jitter, up to `max_attempts` sends;
+* 503 `QUERY_LIMIT_EXCEEDED` slows the limiter down, and 429 `OPERATION_TIME_LIMIT`
+  waits for the method's time budget; neither is a failed attempt, but both are bounded
+  so a portal that never lets up cannot hold a call for ever;
+* `expired_token` refreshes the credentials once, a refused download link is renewed
+  with fresh metadata once, and a command the portal will not run inside a batch is
+  sent on its own;
+* anything else is given up at once: the error is the answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from exporter.config import RetryConfig
+from exporter.errors import (
+    BatchRefusedError,
+    ExpiredTokenError,
+    OperationTimeLimitError,
+    RateLimitedError,
+    StaleLinkError,
+    TransientError,
+)
+
+
+class Action(enum.Enum):
+    """What a loop does with a failed call."""
+
+    RETRY = "retry"  # ask again after a backoff below `Step.backoff`
+    SLOW_DOWN = "slow down"  # the portal's bucket is full: slow the limiter, ask again
+    WAIT = "wait"  # the method's time budget is spent: ask again once it frees up
+    REFRESH = "refresh"  # the credentials expired: refresh them, ask again
+    RENEW_LINK = "renew link"  # a download link was refused: fresh metadata, fetch again
+    ALONE = "alone"  # refused inside a batch: send it as a request of its own
+    GIVE_UP = "give up"  # the error is the call's outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Tries:
+    """What one call has been through so far, by kind of failure."""
+
+    failures: int = 0  # transient failures
+    rate_limited: int = 0  # 503 QUERY_LIMIT_EXCEEDED answers
+    waits: int = 0  # 429 OPERATION_TIME_LIMIT answers
+    refreshes: int = 0  # credential refreshes
+    renewals: int = 0  # download links renewed
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The policy's answer: the action, the call's tries after it, and how long to wait.
+
+    `backoff` is a ceiling: a loop that waits sleeps a random time below it (full
+    jitter), so many calls failing together do not come back together.
+    """
+
+    action: Action
+    tries: Tries
+    backoff: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard a failing call is tried again; see the module docstring."""
+
+    max_attempts: int = 6  # sends of one call that fails transiently
+    backoff_base: float = 0.5  # seconds; the ceiling doubles with each failure
+    backoff_cap: float = 30.0  # the ceiling never grows beyond this
+    max_rate_limited: int = 100  # 503s for one call before it is given up
+    max_operating_waits: int = 20  # 429s for one call before it is given up
+    max_refreshes: int = 1  # credential refreshes for one call
+    max_renewals: int = 1  # fresh download links for one image
+
+    @classmethod
+    def from_config(cls, retries: RetryConfig) -> RetryPolicy:
+        """The policy the `retries:` section asks for."""
+        return cls(max_attempts=retries.max_attempts)
+
+    def backoff(self, failures: int) -> float:
+        """The ceiling of the wait after `failures` failures: doubling, up to `backoff_cap`."""
+        return min(self.backoff_cap, self.backoff_base * 2.0**failures)
+
+    def next_step(self, error: Exception, tries: Tries) -> Step:
+        """What to do after `error` ended a send of a call that has been through `tries`."""
+        if isinstance(error, RateLimitedError):
+            tries = replace(tries, rate_limited=tries.rate_limited + 1)
+            if tries.rate_limited > self.max_rate_limited:
+                return Step(Action.GIVE_UP, tries)
+            return Step(Action.SLOW_DOWN, tries, self.backoff(tries.rate_limited))
+        if isinstance(error, OperationTimeLimitError):
+            tries = replace(tries, waits=tries.waits + 1)
+            over = tries.waits > self.max_operating_waits
+            return Step(Action.GIVE_UP if over else Action.WAIT, tries)
+        if isinstance(error, ExpiredTokenError):
+            tries = replace(tries, refreshes=tries.refreshes + 1)
+            over = tries.refreshes > self.max_refreshes
+            return Step(Action.GIVE_UP if over else Action.REFRESH, tries)
+        if isinstance(error, StaleLinkError):
+            tries = replace(tries, renewals=tries.renewals + 1)
+            over = tries.renewals > self.max_renewals
+            return Step(Action.GIVE_UP if over else Action.RENEW_LINK, tries)
+        if isinstance(error, BatchRefusedError):
+            return Step(Action.ALONE, tries)
+        if isinstance(error, TransientError):
+            tries = replace(tries, failures=tries.failures + 1)
+            if tries.failures >= self.max_attempts:
+                return Step(Action.GIVE_UP, tries)
+            return Step(Action.RETRY, tries, self.backoff(tries.failures))
+        return Step(Action.GIVE_UP, tries)
