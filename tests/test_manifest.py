@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from exporter.errors import ManifestError, ManifestProblem
-from exporter.manifest import read as manifest
+from exporter.manifest import yaml_format
 from exporter.manifest.read import ManifestRow, iter_manifest, validate_manifest
 
 
@@ -508,7 +508,7 @@ def test_yaml_second_document_is_refused() -> None:
 
 
 def test_yaml_reads_the_same_without_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(manifest, "_YAML_LOADER", yaml.SafeLoader)
+    monkeypatch.setattr(yaml_format, "_YAML_LOADER", yaml.SafeLoader)
     path = write("m.yaml", "images:\n  - {productId: 1, id: 2}\n  - productId: '3'\n  - x\n")
 
     assert [str(problem) for problem in problems(path)] == [

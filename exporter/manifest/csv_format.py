@@ -1,0 +1,116 @@
+"""The CSV manifest: a header naming the productId (and id) column, then one row a line."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from exporter.errors import ManifestError, ManifestProblem
+from exporter.manifest.rows import (
+    _ACCEPTED,
+    _FIELD_NAMES,
+    _IMAGE,
+    _PRODUCT,
+    ManifestRow,
+    _escaped_byte_at,
+    _open_text,
+    _row,
+    _show,
+    _text_id,
+)
+
+_MAX_LINE = 1 << 20  # characters; bounds memory on a file that is not a CSV at all
+
+
+class _Lines:
+    """The physical lines of a text file, counted as they are read."""
+
+    __slots__ = ("_file", "_name", "number")
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        self._file = file
+        self._name = name
+        self.number = 0  # lines read so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._file.readline(_MAX_LINE)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) == _MAX_LINE and not line.endswith(("\n", "\r")):
+            raise ManifestError(
+                f"{self._name}:{self.number}: line longer than {_MAX_LINE} characters; "
+                "is this a CSV manifest?"
+            )
+        return line
+
+
+def _csv_records(path: Path) -> Iterator[ManifestRow | ManifestProblem]:
+    name = str(path)
+    with _open_text(path) as file:
+        lines = _Lines(file, name)
+        header = next((line for line in lines if line.strip()), None)
+        if header is None:
+            raise ManifestError(f"{name}: the manifest has no rows")
+        if _escaped_byte_at(header) is not None:
+            raise ManifestError(f"{name}:{lines.number}: the header is not valid UTF-8")
+        delimiter, product_column, image_column = _csv_header(header, name, lines.number)
+        reader = csv.reader(lines, delimiter=delimiter)
+        while True:
+            # The reader pulls no line beyond the row it returns, so this is its first.
+            start = lines.number + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ManifestError(f"{name}:{lines.number}: not valid CSV: {exc}") from None
+            text = "".join(cells)
+            if not text or text.isspace():
+                continue
+            if _escaped_byte_at(text) is not None:
+                yield ManifestProblem(name, start, "row is not valid UTF-8")
+                continue
+            product = _cell(cells, product_column)
+            image = "" if image_column is None else _cell(cells, image_column)
+            yield _row(name, start, product, image, _text_id)
+
+
+def _csv_header(header: str, name: str, line: int) -> tuple[str, int, int | None]:
+    """The delimiter and the productId and id column indexes that the header line names."""
+    widest: list[str] = []
+    for delimiter in (",", ";"):
+        try:
+            cells = next(csv.reader([header], delimiter=delimiter))
+        except csv.Error as exc:
+            raise ManifestError(f"{name}:{line}: not valid CSV: {exc}") from None
+        columns: dict[str, int] = {}
+        for index, cell in enumerate(cells):
+            field = _FIELD_NAMES.get(cell.strip().lower())
+            if field is None:
+                continue
+            if field in columns:
+                first = cells[columns[field]].strip()
+                raise ManifestError(
+                    f"{name}:{line}: columns {_show(first)} and {_show(cell.strip())} "
+                    f"both name the {field}; keep one"
+                )
+            columns[field] = index
+        if _PRODUCT in columns:
+            return delimiter, columns[_PRODUCT], columns.get(_IMAGE)
+        if len(cells) > len(widest):
+            widest = cells
+    found = ", ".join(_show(cell.strip()) for cell in widest)
+    raise ManifestError(
+        f"{name}:{line}: no productId column in the header (found {found}); "
+        f"accepted columns: {_ACCEPTED}"
+    )
+
+
+def _cell(cells: list[str], index: int) -> str:
+    return cells[index] if index < len(cells) else ""
