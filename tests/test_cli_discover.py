@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from exporter.cli import main
-from exporter.manifest.read import iter_manifest
+from exporter.manifest import iter_manifest
 
 from .support import FAST, exported_files, portal_in_thread
 from .test_discover import three_catalogs

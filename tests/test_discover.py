@@ -13,8 +13,12 @@ import aiohttp
 import pytest
 
 from exporter.errors import ConfigError, FatalPortalError
-from exporter.manifest.read import iter_manifest, validate_manifest
-from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.manifest import (
+    check_manifest_path,
+    iter_manifest,
+    validate_manifest,
+    write_manifest,
+)
 from exporter.model import ImageRef
 from exporter.portal.auth import WebhookAuth
 from exporter.portal.catalog import (

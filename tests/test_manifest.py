@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from exporter.errors import ManifestError, ManifestProblem
-from exporter.manifest import yaml_format
-from exporter.manifest.read import ManifestRow, iter_manifest, validate_manifest
+from exporter.manifest import ManifestRow, iter_manifest, validate_manifest, yaml_format
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from exporter.destination.index import ExportIndex
 from exporter.errors import PortalError
 from exporter.jobs.progress import format_duration
 from exporter.jobs.report import Failure
-from exporter.manifest.read import iter_manifest, validate_manifest
+from exporter.manifest import iter_manifest, validate_manifest
 from exporter.model import ImageRef
 from exporter.portal.catalog import walk_catalog
 from exporter.portal.client import PortalClient

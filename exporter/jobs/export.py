@@ -37,8 +37,7 @@ from exporter.jobs.dryrun import Plan, check_metadata, discover_plan, read_plan
 from exporter.jobs.pipeline import Pipeline
 from exporter.jobs.progress import ProgressView, Snapshot
 from exporter.jobs.report import Tally, build_report, write_report
-from exporter.manifest.read import validate_manifest
-from exporter.manifest.write import check_manifest_path, write_manifest
+from exporter.manifest import check_manifest_path, validate_manifest, write_manifest
 from exporter.model import RequestCounts
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_store

@@ -45,7 +45,7 @@ from exporter.errors import (
 )
 from exporter.jobs.progress import ProgressView, Snapshot
 from exporter.jobs.report import Failure, Tally
-from exporter.manifest.read import iter_manifest
+from exporter.manifest import iter_manifest
 from exporter.model import ImageRef, ProductImage, SavedFile
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
 from exporter.portal.client import PortalClient

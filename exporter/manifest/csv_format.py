@@ -13,6 +13,7 @@ from exporter.manifest.rows import (
     _FIELD_NAMES,
     _IMAGE,
     _PRODUCT,
+    ManifestFormat,
     ManifestRow,
     _escaped_byte_at,
     _open_text,
@@ -114,3 +115,6 @@ def _csv_header(header: str, name: str, line: int) -> tuple[str, int, int | None
 
 def _cell(cells: list[str], index: int) -> str:
     return cells[index] if index < len(cells) else ""
+
+
+FORMAT = ManifestFormat("csv", (".csv",), _csv_records, header="productId,id\n", row="{},{}\n")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TextIO, TypeAlias, TypeVar
 
 from exporter.errors import ManifestError, ManifestProblem
 
@@ -40,11 +40,25 @@ class ManifestRow:
     line: int  # 1-based line in the file where the row starts
 
 
+Records: TypeAlias = Iterator[ManifestRow | ManifestProblem]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFormat:
+    """One manifest format: the file suffixes that ask for it, its reader and its writer."""
+
+    name: str
+    suffixes: tuple[str, ...]  # lower-case, dot first; help names the first of them
+    read: Callable[[Path], Records]  # every row, good or bad, in order; fatal: ManifestError
+    header: str  # what a written manifest starts with
+    row: str  # a written row: a str.format template of the product id and the image id
+
+
 @contextmanager
 def _open_text(path: Path) -> Iterator[TextIO]:
     """Open the manifest as UTF-8 text (BOM or not), turning OS errors into ManifestError."""
     try:
-        # newline="": line ends reach the csv module and the YAML parser untranslated.
+        # newline="": line ends reach the format's reader untranslated.
         with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as file:
             yield file
     except OSError as exc:

@@ -1,4 +1,7 @@
-"""The YAML manifest: a list of rows, or a mapping whose key images holds that list."""
+"""The YAML manifest: a list of rows, or a mapping whose key images holds that list.
+
+Rows are written as flow mappings, one a line, so a written manifest streams back in.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from exporter.manifest.rows import (
     _FIELD_NAMES,
     _IMAGE,
     _PRODUCT,
+    ManifestFormat,
     ManifestRow,
     _open_text,
     _row,
@@ -241,3 +245,12 @@ def _yaml_syntax_message(exc: yaml.MarkedYAMLError, name: str) -> str:
     if exc.problem and exc.context and exc.context_mark is not None:
         message += f" ({exc.context} from line {exc.context_mark.line + 1})"
     return message
+
+
+FORMAT = ManifestFormat(
+    "yaml",
+    (".yaml", ".yml"),
+    _yaml_records,
+    header="images:\n",
+    row="  - {{productId: {}, id: {}}}\n",
+)
