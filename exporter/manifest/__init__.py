@@ -18,8 +18,8 @@ from exporter.manifest.rows import (
     ManifestFormat,
     ManifestRow,
     Records,
-    _plural,
-    _reason,
+    plural,
+    reason,
 )
 from exporter.model import ImageRef
 
@@ -64,7 +64,7 @@ def validate_manifest(path: Path) -> int:
         if len(shown) < MAX_PROBLEMS:
             shown.append(record)
     if bad:
-        summary = f"{name}: {bad} invalid {_plural(bad, 'row')}"
+        summary = f"{name}: {bad} invalid {plural(bad, 'row')}"
         raise ManifestError(summary, tuple(shown), omitted=bad - len(shown))
     if rows == 0:
         raise ManifestError(f"{name}: the manifest has no rows")
@@ -153,4 +153,4 @@ def _disk(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"cannot write the manifest {path}: {_reason(exc)}") from None
+        raise OutputError(f"cannot write the manifest {path}: {reason(exc)}") from None

@@ -9,17 +9,17 @@ from typing import TextIO
 
 from exporter.errors import ManifestError, ManifestProblem
 from exporter.manifest.rows import (
-    _ACCEPTED,
-    _FIELD_NAMES,
-    _IMAGE,
-    _PRODUCT,
+    ACCEPTED_FIELDS,
+    FIELD_NAMES,
+    IMAGE,
+    PRODUCT,
     ManifestFormat,
     ManifestRow,
-    _escaped_byte_at,
-    _open_text,
-    _row,
-    _show,
-    _text_id,
+    escaped_byte_at,
+    open_text,
+    quoted,
+    row_of,
+    text_id,
 )
 
 _MAX_LINE = 1 << 20  # characters; bounds memory on a file that is not a CSV at all
@@ -53,12 +53,12 @@ class _Lines:
 
 def _csv_records(path: Path) -> Iterator[ManifestRow | ManifestProblem]:
     name = str(path)
-    with _open_text(path) as file:
+    with open_text(path) as file:
         lines = _Lines(file, name)
         header = next((line for line in lines if line.strip()), None)
         if header is None:
             raise ManifestError(f"{name}: the manifest has no rows")
-        if _escaped_byte_at(header) is not None:
+        if escaped_byte_at(header) is not None:
             raise ManifestError(f"{name}:{lines.number}: the header is not valid UTF-8")
         delimiter, product_column, image_column = _csv_header(header, name, lines.number)
         reader = csv.reader(lines, delimiter=delimiter)
@@ -74,12 +74,12 @@ def _csv_records(path: Path) -> Iterator[ManifestRow | ManifestProblem]:
             text = "".join(cells)
             if not text or text.isspace():
                 continue
-            if _escaped_byte_at(text) is not None:
+            if escaped_byte_at(text) is not None:
                 yield ManifestProblem(name, start, "row is not valid UTF-8")
                 continue
             product = _cell(cells, product_column)
             image = "" if image_column is None else _cell(cells, image_column)
-            yield _row(name, start, product, image, _text_id)
+            yield row_of(name, start, product, image, text_id)
 
 
 def _csv_header(header: str, name: str, line: int) -> tuple[str, int, int | None]:
@@ -92,24 +92,24 @@ def _csv_header(header: str, name: str, line: int) -> tuple[str, int, int | None
             raise ManifestError(f"{name}:{line}: not valid CSV: {exc}") from None
         columns: dict[str, int] = {}
         for index, cell in enumerate(cells):
-            field = _FIELD_NAMES.get(cell.strip().lower())
+            field = FIELD_NAMES.get(cell.strip().lower())
             if field is None:
                 continue
             if field in columns:
                 first = cells[columns[field]].strip()
                 raise ManifestError(
-                    f"{name}:{line}: columns {_show(first)} and {_show(cell.strip())} "
+                    f"{name}:{line}: columns {quoted(first)} and {quoted(cell.strip())} "
                     f"both name the {field}; keep one"
                 )
             columns[field] = index
-        if _PRODUCT in columns:
-            return delimiter, columns[_PRODUCT], columns.get(_IMAGE)
+        if PRODUCT in columns:
+            return delimiter, columns[PRODUCT], columns.get(IMAGE)
         if len(cells) > len(widest):
             widest = cells
-    found = ", ".join(_show(cell.strip()) for cell in widest)
+    found = ", ".join(quoted(cell.strip()) for cell in widest)
     raise ManifestError(
         f"{name}:{line}: no productId column in the header (found {found}); "
-        f"accepted columns: {_ACCEPTED}"
+        f"accepted columns: {ACCEPTED_FIELDS}"
     )
 
 

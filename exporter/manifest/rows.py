@@ -14,11 +14,11 @@ from exporter.errors import ManifestError, ManifestProblem
 
 MAX_PROBLEMS = 20  # bad rows named in a ManifestError; the rest are counted
 
-_PRODUCT = "productId"
-_IMAGE = "id"
+PRODUCT = "productId"
+IMAGE = "id"
 # Column (CSV) and key (YAML) names, compared trimmed and lower-cased.
-_FIELD_NAMES = {"productid": _PRODUCT, "product_id": _PRODUCT, "id": _IMAGE, "image_id": _IMAGE}
-_ACCEPTED = "productId or product_id, and optionally id or image_id (any letter case)"
+FIELD_NAMES = {"productid": PRODUCT, "product_id": PRODUCT, "id": IMAGE, "image_id": IMAGE}
+ACCEPTED_FIELDS = "productId or product_id, and optionally id or image_id (any letter case)"
 
 _SIGNED_WHOLE = re.compile(r"[-+]?[0-9]+")
 _DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -26,7 +26,7 @@ _MAX_ID = 2**63 - 1  # what a signed 64-bit database column holds
 _MAX_ID_DIGITS = len(str(_MAX_ID))
 # Bytes that are not UTF-8 are decoded with "surrogateescape" into these code points,
 # so the reader can go on and name the line instead of failing somewhere in a chunk.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 _T = TypeVar("_T")
 
@@ -55,74 +55,74 @@ class ManifestFormat:
 
 
 @contextmanager
-def _open_text(path: Path) -> Iterator[TextIO]:
+def open_text(path: Path) -> Iterator[TextIO]:
     """Open the manifest as UTF-8 text (BOM or not), turning OS errors into ManifestError."""
     try:
         # newline="": line ends reach the format's reader untranslated.
         with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as file:
             yield file
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read the manifest: {_reason(exc)}") from None
+        raise ManifestError(f"{path}: cannot read the manifest: {reason(exc)}") from None
 
 
-def _row(
+def row_of(
     name: str, line: int, product: _T, image: _T, read_id: Callable[[str, _T], int | None]
 ) -> ManifestRow | ManifestProblem:
     """A row from its two raw values, or one problem naming everything wrong with it."""
     # The common case, both ids good, first; a bad row is read again for every message.
     try:
-        product_id = read_id(_PRODUCT, product)
-        image_id = read_id(_IMAGE, image)
+        product_id = read_id(PRODUCT, product)
+        image_id = read_id(IMAGE, image)
     except ValueError:
         product_id = None
     if product_id is not None:
         return ManifestRow(product_id, image_id, line)
     messages: list[str] = []
-    for field, value in ((_PRODUCT, product), (_IMAGE, image)):
+    for field, value in ((PRODUCT, product), (IMAGE, image)):
         try:
-            if read_id(field, value) is None and field == _PRODUCT:
+            if read_id(field, value) is None and field == PRODUCT:
                 messages.append("row has no productId")
         except ValueError as exc:
             messages.append(str(exc))
     return ManifestProblem(name, line, "; ".join(messages))
 
 
-def _text_id(field: str, text: str) -> int | None:
+def text_id(field: str, text: str) -> int | None:
     """An id written as text: None when blank, else a positive integer (or ValueError)."""
     digits = text.strip()
     if digits.isascii() and digits.isdigit():
         # Length first: int() refuses strings of thousands of digits.
         if len(digits) > _MAX_ID_DIGITS and len(digits.lstrip("0")) > _MAX_ID_DIGITS:
-            raise ValueError(f"{field} {_show(text)} is too large for an id")
+            raise ValueError(f"{field} {quoted(text)} is too large for an id")
         value = int(digits)
         if value > _MAX_ID:
-            raise ValueError(f"{field} {_show(text)} is too large for an id")
+            raise ValueError(f"{field} {quoted(text)} is too large for an id")
         if value == 0:
-            raise ValueError(f"{field} {_show(text)} is not a positive integer")
+            raise ValueError(f"{field} {quoted(text)} is not a positive integer")
         return value
     if not digits:
         return None
     whole = _SIGNED_WHOLE.fullmatch(digits) or not _DECIMAL.fullmatch(digits)
     hint = "" if whole else ": it must be a whole number"
-    raise ValueError(f"{field} {_show(text)} is not a positive integer{hint}")
+    raise ValueError(f"{field} {quoted(text)} is not a positive integer{hint}")
 
 
-def _escaped_byte_at(text: str) -> int | None:
+def escaped_byte_at(text: str) -> int | None:
     """Where the first byte that was not UTF-8 sits in text decoded with surrogateescape."""
     if text.isascii():
         return None
-    match = _ESCAPED_BYTE.search(text)
+    match = ESCAPED_BYTE.search(text)
     return match.start() if match else None
 
 
-def _show(text: str) -> str:
+def quoted(text: str) -> str:
     """A value quoted for a message, cut short and with control characters escaped."""
     return json.dumps(text if len(text) <= 40 else text[:40] + "...", ensure_ascii=False)
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
 
 
-def _reason(exc: OSError) -> str:
+def reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__

@@ -27,16 +27,16 @@ from yaml.events import (
 
 from exporter.errors import ManifestError, ManifestProblem
 from exporter.manifest.rows import (
-    _ESCAPED_BYTE,
-    _FIELD_NAMES,
-    _IMAGE,
-    _PRODUCT,
+    ESCAPED_BYTE,
+    FIELD_NAMES,
+    IMAGE,
+    PRODUCT,
     ManifestFormat,
     ManifestRow,
-    _open_text,
-    _row,
-    _show,
-    _text_id,
+    open_text,
+    quoted,
+    row_of,
+    text_id,
 )
 
 # What YAML 1.1 accepts in a stream; the escaped bytes above fall outside it.
@@ -76,7 +76,7 @@ class _CheckedText:
             char = refused.group()
             what = (
                 "not valid UTF-8"
-                if _ESCAPED_BYTE.match(char)
+                if ESCAPED_BYTE.match(char)
                 else f"not valid YAML: control character U+{ord(char):04X} is not allowed"
             )
             raise ManifestError(f"{self.name}:{line}: {what}")
@@ -87,7 +87,7 @@ class _CheckedText:
 def _yaml_records(path: Path) -> Iterator[ManifestRow | ManifestProblem]:
     # The event stream, not yaml.safe_load: a loaded document would hold every row at once.
     name = str(path)
-    with _open_text(path) as file:
+    with open_text(path) as file:
         events = yaml.parse(_CheckedText(file, name), Loader=_YAML_LOADER)
         try:
             yield from _yaml_stream(events, name)
@@ -170,7 +170,7 @@ def _yaml_row(events: Iterator[Event], name: str, line: int) -> ManifestRow | Ma
         value = next(events)
         _skip(value, events)
         written = key.value if isinstance(key, ScalarEvent) else ""
-        field = _FIELD_NAMES.get(written.strip().lower())
+        field = FIELD_NAMES.get(written.strip().lower())
         if field is None:
             continue
         if field in keys and not duplicate:
@@ -184,7 +184,7 @@ def _yaml_row(events: Iterator[Event], name: str, line: int) -> ManifestRow | Ma
         values[field] = value if isinstance(value, ScalarEvent) else _describe(value)
     if duplicate:
         return ManifestProblem(name, line, duplicate)
-    return _row(name, line, values.get(_PRODUCT), values.get(_IMAGE), _yaml_id)
+    return row_of(name, line, values.get(PRODUCT), values.get(IMAGE), _yaml_id)
 
 
 def _yaml_id(field: str, value: ScalarEvent | str | None) -> int | None:
@@ -198,7 +198,7 @@ def _yaml_id(field: str, value: ScalarEvent | str | None) -> int | None:
     if _is_plain(value) and value.value in _YAML_BOOLS:
         raise ValueError(f"{field} {value.value} is a boolean, not a positive integer")
     # Plain digits and quoted strings alike: ids are read as decimal text ("010" is 10).
-    return _text_id(field, value.value)
+    return text_id(field, value.value)
 
 
 def _is_plain(event: ScalarEvent) -> bool:
@@ -230,7 +230,7 @@ def _describe(event: Event) -> str:
     if isinstance(event, AliasEvent):
         return f"an alias (*{event.anchor})"
     if isinstance(event, ScalarEvent):
-        return _show(event.value)
+        return quoted(event.value)
     return type(event).__name__
 
 
