@@ -22,8 +22,8 @@ import aiofiles.os
 import aiohttp
 import anyio
 
+from exporter.atomic import commit_temp, discard, temp_path_for
 from exporter.destination.content import HEAD_BYTES, content_problem
-from exporter.destination.files import commit_temp, discard, temp_path_for
 from exporter.errors import OutputError, TransientError, TransportError
 from exporter.model import SavedFile
 

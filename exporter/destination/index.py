@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from exporter.destination.files import write_atomic_sync
+from exporter.atomic import write_atomic_sync
 from exporter.destination.sidecar import SIDECAR_SUFFIX, read_sidecar
 from exporter.model import ImageRef
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter import __version__
-from exporter.destination.files import write_atomic_sync
+from exporter.atomic import write_atomic_sync
 from exporter.model import ImageRef, ProductImage, SavedFile
 
 SIDECAR_SUFFIX = ".json"

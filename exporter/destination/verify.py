@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from exporter.destination.files import is_temporary
+from exporter.atomic import is_temporary
 from exporter.destination.index import STATE_DIR
 from exporter.destination.lock import LOCK_NAME
 from exporter.destination.sidecar import SIDECAR_SUFFIX

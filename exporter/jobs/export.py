@@ -19,8 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from exporter.atomic import remove_temporaries
 from exporter.config import Config
-from exporter.destination.files import remove_temporaries
 from exporter.destination.index import STATE_DIR, ExportIndex
 from exporter.destination.lock import RunLock
 from exporter.errors import (

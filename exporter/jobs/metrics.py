@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.destination.files import write_atomic_sync
+from exporter.atomic import write_atomic_sync
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream as Receiver
 from anyio.streams.memory import MemoryObjectSendStream as Sender
 
+from exporter.atomic import discard
 from exporter.config import Config
 from exporter.destination.download import Received, commit, receive
-from exporter.destination.files import discard
 from exporter.destination.index import ExportIndex
 from exporter.destination.paths import PathRegistry, render_layout
 from exporter.destination.sidecar import owner_of, write_sidecar

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.destination.files import write_atomic_sync
+from exporter.atomic import write_atomic_sync
 from exporter.errors import EXIT_USAGE
 from exporter.model import RequestCounts
 from exporter.redact import redact

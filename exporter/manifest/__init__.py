@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from exporter.destination.files import commit_temp, discard, temp_path_for
+from exporter.atomic import commit_temp, discard, temp_path_for
 from exporter.errors import ConfigError, ManifestError, ManifestProblem, OutputError
 from exporter.manifest import csv_format, yaml_format
 from exporter.manifest.rows import (

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import aiohttp
 import anyio
 
+from exporter.atomic import write_atomic_sync
 from exporter.config import OAuthConfig, PortalConfig
-from exporter.destination.files import write_atomic_sync
 from exporter.errors import ConfigError, FatalPortalError
 from exporter.portal.transport import from_transport
 from exporter.redact import redact

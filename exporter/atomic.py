@@ -1,4 +1,4 @@
-"""Files appear whole or not at all: temporary names, fsync, rename, fsync of the folder.
+"""Local files that appear whole or not at all: temporary names, fsync, rename, fsync of the folder.
 
 Temporaries live next to their final name (a rename within one folder is atomic) and
 share one recognisable suffix, so the next run can remove what a killed run left.
