@@ -25,8 +25,9 @@ from exporter.errors import (
     exit_status,
     primary_exception,
 )
-from exporter.jobs.dryrun import render_plan
-from exporter.jobs.export import DiscoveryJob, ExportJob, ExportResult, dry_run
+from exporter.jobs.discovery import DiscoveryJob
+from exporter.jobs.dryrun import dry_run, render_plan
+from exporter.jobs.export import ExportJob, ExportResult
 from exporter.jobs.metrics import write_metrics
 from exporter.jobs.progress import ProgressView, choose_view, discovery_reporter
 from exporter.jobs.report import usage_error_report

@@ -17,15 +17,16 @@ from pathlib import Path
 
 from exporter.config import Config
 from exporter.destination.index import ExportIndex
-from exporter.errors import PortalError
+from exporter.errors import ConfigError, PortalError
 from exporter.jobs.progress import format_duration
 from exporter.jobs.report import Failure
+from exporter.jobs.session import http_session, portal_client
 from exporter.manifest import iter_manifest, validate_manifest
 from exporter.model import ImageRef
 from exporter.portal.catalog import walk_catalog
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
-from exporter.portal.ratelimit import headroom
+from exporter.portal.ratelimit import BucketStore, Clock, headroom
 
 
 @dataclass
@@ -161,3 +162,29 @@ def render_plan(plan: Plan, config: Config) -> str:
         f"{estimate} (the portal's limit; transfers not included)"
     )
     return "\n".join(lines)
+
+
+async def dry_run(
+    config: Config,
+    *,
+    discover: bool = False,
+    metadata: bool = False,
+    clock: Clock | None = None,
+    budget: BucketStore | None = None,
+) -> Plan:
+    """What a run would do; the portal is asked only for discovery and `metadata`."""
+    index = ExportIndex.read(config.output.dir)
+    if discover:
+        plan = Plan()
+    elif config.manifest is None:
+        raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
+    else:
+        plan = read_plan(config.manifest, index)
+    if discover or metadata:
+        async with http_session(config) as session:
+            client = portal_client(config, session, clock=clock, budget=budget)
+            if discover:
+                await discover_plan(client, config, plan)
+            if metadata:
+                await check_metadata(client, config, plan, index)
+    return plan

@@ -1,0 +1,89 @@
+"""`discover`: every image of some products, or of the whole catalog, into a manifest.
+
+It walks the catalog (or takes the products given) through the same kind of client as
+an export, lists each product's images in batches and writes the manifest whole or
+not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.config import Config
+from exporter.errors import AccessDeniedError, FatalPortalError, exit_status
+from exporter.jobs.session import http_session, portal_client
+from exporter.manifest import check_manifest_path, write_manifest
+from exporter.portal.catalog import DiscoveryProgress, discover_images, walk_catalog
+from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.ratelimit import BucketStore, Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResult:
+    """How a discovery ended."""
+
+    exit_code: int
+    rows: int  # images written to the manifest
+    found: DiscoveryProgress
+    aborted_by: str | None = None
+
+
+class DiscoveryJob:
+    """`discover`: every image of some products, or of the whole catalog, into a manifest."""
+
+    def __init__(
+        self,
+        config: Config,
+        out: Path,
+        *,
+        products: list[int] | None = None,
+        on_change: Callable[[DiscoveryProgress], None] | None = None,
+        clock: Clock | None = None,
+        budget: BucketStore | None = None,
+    ) -> None:
+        """`products` None walks the whole catalog; `on_change` sees each step."""
+        self.config = config
+        self.out = out
+        self.products = products
+        self._on_change = on_change
+        self._clock = clock
+        self._budget = budget
+
+    async def run(self) -> DiscoveryResult:
+        """Raises `UsageError` for an unwritable manifest name before any request."""
+        check_manifest_path(self.out)
+        config = self.config
+        found = DiscoveryProgress(on_change=self._on_change)
+        rows = 0
+        async with http_session(config) as session:
+            client = portal_client(config, session, clock=self._clock, budget=self._budget)
+            fetcher = MetadataFetcher(client, batch_size=config.batch_size)
+            pages: AsyncIterable[list[int]] | list[list[int]]
+            try:
+                if self.products is None:
+                    pages = walk_catalog(
+                        client,
+                        batch_size=config.batch_size,
+                        progress=found,
+                    )
+                else:
+                    pages = [self.products]
+                refs = discover_images(client, fetcher, pages, progress=found)
+                rows = await write_manifest(self.out, refs)
+            except FatalPortalError as exc:
+                log.error("aborted: %s", exc)
+                return DiscoveryResult(exit_status(exc), rows, found, str(exc))
+        for iblock, error in found.skipped_iblocks:
+            log.warning("catalog iblock %d was not walked: %s", iblock, error)
+        if rows == 0:
+            log.warning("no images found: %s has no rows", self.out)
+        denied = [e for _, e in found.failed_products if isinstance(e, AccessDeniedError)]
+        if rows == 0 and found.failed_products and len(denied) == len(found.failed_products):
+            refused = exit_status(failed=True, refused=True)
+            return DiscoveryResult(refused, rows, found, "access denied for every product")
+        return DiscoveryResult(exit_status(failed=not found.complete), rows, found)

@@ -1,0 +1,46 @@
+"""What every job that talks to the portal sets up the same way: the HTTP session and the client."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from exporter.config import Config
+from exporter.portal.auth import make_auth
+from exporter.portal.budget import shared_store
+from exporter.portal.client import PortalClient
+from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
+from exporter.portal.retry import RetryPolicy
+
+READ_BUFFER_BYTES = 1024 * 1024
+
+
+def portal_client(
+    config: Config,
+    session: aiohttp.ClientSession,
+    *,
+    clock: Clock | None = None,
+    budget: BucketStore | None = None,
+) -> PortalClient:
+    """The client a job talks to the portal through: one limiter, one budget, one auth."""
+    rate = config.rate_limit
+    return PortalClient(
+        base_url=config.portal.base_url,
+        auth=make_auth(config.portal, session),
+        session=session,
+        limiter=TokenBucket(
+            rate.requests_per_second,
+            rate.burst,
+            clock,
+            budget or shared_store(config.portal.host),
+        ),
+        retry=RetryPolicy.from_config(config.retries),
+        timeout_seconds=config.portal.timeout_seconds,
+        downloads_share_limit=rate.downloads_share_limit,
+        clock=clock,
+    )
+
+
+def http_session(config: Config) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=config.download_concurrency + 4, ttl_dns_cache=300)
+    # A larger read buffer means fewer pauses of the socket for big downloads.
+    return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES)
