@@ -79,17 +79,6 @@ def write_atomic_sync(path: Path, data: bytes, *, mode: int | None = None) -> No
         raise
 
 
-def remove_temporaries(root: Path) -> int:
-    """Delete temporaries a previous, interrupted run left under `root`; return how many."""
-    removed = 0
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                discard(Path(folder, name))
-                removed += 1
-    return removed
-
-
 def _read_umask() -> int:
     # os.umask can only be read by setting it; do it once, at import, not from threads.
     current = os.umask(0o022)

@@ -1,5 +1,5 @@
-"""The values that travel between the parts: an image's name, its metadata, a saved file,
-what was sent to the portal.
+"""The values that travel between the parts: an image's name, its metadata, a download on
+its way, a saved file, what was sent to the portal.
 
 This module imports nothing of the project, so every part can name an image without
 depending on the part that produced it (what lands on disk does not import the
@@ -8,9 +8,8 @@ portal client).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -38,13 +37,22 @@ class ProductImage:
 
 
 @dataclass(frozen=True, slots=True)
-class SavedFile:
-    """A file that is complete under its final name."""
+class Incoming:
+    """A download's body on its way from the portal: what it says it is, then its bytes."""
 
-    path: Path
+    content_type: str  # the Content-Type header as sent ("" when there is none)
+    length: int | None  # the Content-Length header, when sent
+    pieces: AsyncIterator[bytes]  # the body as it arrives, piece by piece
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    """A file that is complete under its final name in the destination."""
+
+    key: str  # where it is, relative to the destination, "/"-separated
     size: int
     sha256: str
-    content_type: str
+    content_type: str  # the media type it was served with
 
 
 @dataclass

@@ -11,7 +11,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.destination import download
+from exporter.destination import folder
+from exporter.destination.folder import FileSink
+from exporter.destination.receive import receive
+from exporter.model import Incoming
+from exporter.portal.auth import WebhookAuth
+from exporter.portal.client import PortalClient
+from exporter.portal.ratelimit import TokenBucket
+from exporter.portal.retry import RetryPolicy
 
 REAL_WRITEV = os.writev
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,7 +28,7 @@ def _store(path: Path, pieces: list[bytes]) -> str:
     digest = hashlib.sha256()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        download._digest_and_write(pieces, digest, fd)
+        folder.digest_and_write(pieces, digest, fd)
     finally:
         os.close(fd)
     return digest.hexdigest()
@@ -81,16 +88,31 @@ async def test_a_chunked_body_in_small_chunks_is_stored_whole(tmp_path: Path) ->
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    lengths: list[int | None] = []
+
+    async def into_sink(incoming: Incoming) -> FileSink:
+        lengths.append(incoming.length)
+        sink = await FileSink.create(tmp_path, tmp_path / "image.png", incoming.content_type)
+        await receive(incoming, sink)
+        return sink
+
     try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/image") as response,
-        ):
-            assert response.content_length is None
-            received = await download.receive(response, tmp_path / "image.png")
+        async with aiohttp.ClientSession() as session:
+            client = PortalClient(
+                base_url=f"http://127.0.0.1:{port}",
+                auth=WebhookAuth(f"http://127.0.0.1:{port}/rest/1/code/"),
+                session=session,
+                limiter=TokenBucket(1000, 1000),
+                retry=RetryPolicy(max_attempts=1),
+                timeout_seconds=10,
+                downloads_share_limit=False,
+            )
+            received = await client.download(f"http://127.0.0.1:{port}/image", into_sink)
     finally:
         await runner.cleanup()
+    assert lengths == [None]  # no Content-Length: HTTP chunks
     assert received.temp.read_bytes() == body
     assert received.size == len(body)
     assert received.sha256 == hashlib.sha256(body).hexdigest()
     received.discard()
+    assert not received.temp.exists()

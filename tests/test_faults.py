@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from exporter.jobs.export import ExportJob
-from exporter.jobs.pipeline import UNAVAILABLE_THRESHOLD
+from exporter.jobs.state import UNAVAILABLE_THRESHOLD
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
 
 from .support import (

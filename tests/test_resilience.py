@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,11 @@ from aiohttp.typedefs import Handler
 
 from exporter.cli import main
 from exporter.config import Config, parse_config
-from exporter.destination.download import commit
+from exporter.destination.base import Sink
+from exporter.destination.folder import FolderDestination
 from exporter.destination.index import STATE_DIR
-from exporter.destination.sidecar import write_sidecar
 from exporter.jobs.export import ExportJob
+from exporter.model import ProductImage, SavedFile
 from exporter.simulator import (
     Catalog,
     FaultSettings,
@@ -343,27 +344,28 @@ class SimulatedKill(Exception):
 
 
 async def test_an_image_whose_sidecar_landed_just_before_a_kill_is_not_fetched_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # kill -9 can land anywhere; this pins it to the moment right after the third
     # sidecar is in place, when that image counts as done by the contract.
-    written = [0]
+    class KilledAfterTheThirdExport(FolderDestination):
+        exports = 0
 
-    def write_sidecar_then_die(*args: Any) -> Any:
-        path = write_sidecar(*args)
-        written[0] += 1
-        if written[0] == 3:
-            raise SimulatedKill
-        return path
+        async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
+            saved = await super().commit(image, sink)
+            self.exports += 1
+            if self.exports == 3:
+                raise SimulatedKill
+            return saved
 
     catalog = Catalog.generate(products=2, images=10, seed=34, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
     async with portal_for(catalog) as portal:
         config = export_config(portal.webhook_url, manifest, out, concurrency={"downloads": 1})
-        with monkeypatch.context() as patch, pytest.raises(SimulatedKill):
-            patch.setattr("exporter.jobs.pipeline.write_sidecar", write_sidecar_then_die)
-            await ExportJob(config).run()
+        dying = KilledAfterTheThirdExport(config.output, config.portal.host)
+        with pytest.raises(SimulatedKill):
+            await ExportJob(config, destination=dying).run()
         done_before = done_on_disk(out)
         portal.stats.reset()
         result = await ExportJob(config).run()
@@ -407,26 +409,45 @@ def test_a_signal_mid_run_exits_130_with_a_report_and_no_half_files(
 
 
 async def test_a_signal_right_after_a_file_is_renamed_still_leaves_its_sidecar(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # A signal can land anywhere; this pins it to the moment right after the third file
     # got its final name, before its sidecar. An export is the file and its sidecar.
-    committed = [0]
     signal_received = anyio.CancelScope()  # the CLI cancels the job's scope on a signal
+    renamed = [0]
 
-    async def commit_then_signal(received: Any) -> Any:
-        saved = await commit(received)
-        committed[0] += 1
-        if committed[0] == 3:
-            signal_received.cancel()
-        return saved
+    class SignalAfterTheThirdRename(FolderDestination):
+        async def open_sink(self, image: ProductImage, content_type: str) -> Sink:
+            return SignalOnCommit(await super().open_sink(image, content_type))
+
+    class SignalOnCommit:
+        def __init__(self, inner: Sink) -> None:
+            self.inner = inner
+            self.key = inner.key
+
+        size = property(lambda self: self.inner.size)
+        sha256 = property(lambda self: self.inner.sha256)
+
+        async def write(self, pieces: Sequence[bytes]) -> None:
+            await self.inner.write(pieces)
+
+        async def commit(self) -> SavedFile:
+            saved = await self.inner.commit()
+            renamed[0] += 1
+            if renamed[0] == 3:
+                signal_received.cancel()
+            return saved
+
+        def discard(self) -> None:
+            self.inner.discard()
 
     catalog = Catalog.generate(products=2, images=10, seed=42, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
-    monkeypatch.setattr("exporter.jobs.pipeline.commit", commit_then_signal)
     async with portal_for(catalog) as portal:
-        job = ExportJob(export_config(portal.webhook_url, manifest, out))
+        config = export_config(portal.webhook_url, manifest, out)
+        destination = SignalAfterTheThirdRename(config.output, config.portal.host)
+        job = ExportJob(config, destination=destination)
         with signal_received:
             await job.run()
     assert job.result is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from exporter import __version__
@@ -32,7 +32,7 @@ def build_sidecar(
     return {
         "productImage": dict(image.fields),
         "file": {
-            "name": saved.path.name,
+            "name": PurePosixPath(saved.key).name,
             "size": saved.size,
             "sha256": saved.sha256,
             "contentType": saved.content_type,
@@ -44,11 +44,11 @@ def build_sidecar(
 
 
 def write_sidecar(
-    image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
+    file: Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
 ) -> Path:
-    """Write the sidecar of a saved file, whole or not at all; return its path."""
+    """Write the sidecar of the saved file at `file`, whole or not at all; return its path."""
     document = build_sidecar(image, saved, portal_host, exported_at)
-    path = sidecar_path(saved.path)
+    path = sidecar_path(file)
     text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     write_atomic_sync(path, text.encode("utf-8"))
     return path

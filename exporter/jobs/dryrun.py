@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.destination.index import ExportIndex
 from exporter.errors import ConfigError, PortalError
 from exporter.jobs.progress import format_duration
 from exporter.jobs.report import Failure
-from exporter.jobs.session import http_session, portal_client
+from exporter.jobs.session import destination_for, http_session, portal_client
+from exporter.jobs.state import Selection, Verdict
 from exporter.manifest import iter_manifest, validate_manifest
 from exporter.model import ImageRef
 from exporter.portal.catalog import walk_catalog
@@ -75,23 +75,22 @@ def estimate_seconds(plan: Plan, config: Config) -> float:
     return max(0, counted - capacity) / rate.requests_per_second
 
 
-def read_plan(manifest: Path, index: ExportIndex) -> Plan:
-    """Count a manifest against the output's index; no request."""
+def read_plan(manifest: Path, selection: Selection) -> Plan:
+    """Count a manifest against what is done, as a run would judge it; no request."""
     validate_manifest(manifest)
     plan = Plan()
-    seen: set[ImageRef] = set()
     for row in iter_manifest(manifest):
         if row.image_id is None:
             plan.product_ids.add(row.product_id)
             continue
         ref = ImageRef(row.product_id, row.image_id)
-        if ref not in seen:
-            seen.add(ref)
+        verdict = selection.judge(ref)
+        if verdict is not Verdict.SEEN:
             plan.named += 1
-            if index.is_done(ref):
-                plan.done += 1
-            else:
-                plan.pending.append(ref)
+        if verdict is Verdict.DONE:
+            plan.done += 1
+        elif verdict is Verdict.NEW:
+            plan.pending.append(ref)
     return plan
 
 
@@ -107,25 +106,19 @@ async def discover_plan(client: PortalClient, config: Config, plan: Plan) -> Non
 
 
 async def check_metadata(
-    client: PortalClient, config: Config, plan: Plan, index: ExportIndex
+    client: PortalClient, config: Config, plan: Plan, selection: Selection
 ) -> None:
     """Fetch the metadata a run would (no downloads): failures named, product images counted."""
-    fetcher = MetadataFetcher(
-        client,
-        batch_size=config.batch_size,
-    )
+    fetcher = MetadataFetcher(client, batch_size=config.batch_size)
     for ref, outcome in await fetcher.get_images(plan.pending):
         if isinstance(outcome, PortalError):
             plan.failures.append(Failure.of(ref.product_id, ref.image_id, outcome))
-    seen = set(plan.pending)
     listed = 0
     for product_id, result in await fetcher.list_products(sorted(plan.product_ids)):
         if isinstance(result, PortalError):
             plan.failures.append(Failure.of(product_id, None, result))
             continue
-        fresh = [i.ref for i in result if i.ref not in seen and not index.is_done(i.ref)]
-        seen.update(fresh)
-        listed += len(fresh)
+        listed += sum(selection.judge(image.ref) is Verdict.NEW for image in result)
     plan.listed = listed
     plan.metadata_checked = True
 
@@ -173,18 +166,23 @@ async def dry_run(
     budget: BucketStore | None = None,
 ) -> Plan:
     """What a run would do; the portal is asked only for discovery and `metadata`."""
-    index = ExportIndex.read(config.output.dir)
-    if discover:
-        plan = Plan()
-    elif config.manifest is None:
-        raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
-    else:
-        plan = read_plan(config.manifest, index)
-    if discover or metadata:
-        async with http_session(config) as session:
-            client = portal_client(config, session, clock=clock, budget=budget)
-            if discover:
-                await discover_plan(client, config, plan)
-            if metadata:
-                await check_metadata(client, config, plan, index)
+    destination = destination_for(config)
+    await destination.open(write=False)
+    try:
+        selection = Selection(destination.is_done)
+        if discover:
+            plan = Plan()
+        elif config.manifest is None:
+            raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
+        else:
+            plan = read_plan(config.manifest, selection)
+        if discover or metadata:
+            async with http_session(config) as session:
+                client = portal_client(config, session, clock=clock, budget=budget)
+                if discover:
+                    await discover_plan(client, config, plan)
+                if metadata:
+                    await check_metadata(client, config, plan, selection)
+    finally:
+        await destination.close()
     return plan

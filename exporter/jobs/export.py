@@ -17,10 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from exporter.atomic import remove_temporaries
 from exporter.config import Config
-from exporter.destination.index import STATE_DIR, ExportIndex
-from exporter.destination.lock import RunLock
+from exporter.destination.base import Destination
 from exporter.errors import (
     EXIT_FAILURES,
     ConfigError,
@@ -33,7 +31,8 @@ from exporter.errors import (
 from exporter.jobs.pipeline import Pipeline
 from exporter.jobs.progress import ProgressView, Snapshot
 from exporter.jobs.report import Tally, build_report, write_report
-from exporter.jobs.session import http_session, portal_client
+from exporter.jobs.session import destination_for, http_session, portal_client
+from exporter.jobs.state import RunState
 from exporter.manifest import validate_manifest
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
@@ -65,11 +64,13 @@ class ExportJob:
         budget: BucketStore | None = None,
         progress: ProgressView | None = None,
         discover: bool = False,
+        destination: Destination | None = None,
     ) -> None:
         """`budget` holds the limiter's state; by default a file shared by every exporter
         process on this machine that talks to the same portal. `progress` shows the
         run's counters as it goes. `discover` exports every image of the catalog,
-        found by walking it, instead of the manifest's."""
+        found by walking it, instead of the manifest's. `destination` is where the
+        files land; by default the one `output` configures."""
         self.config = config
         self.force = force
         self.discover = discover
@@ -77,6 +78,7 @@ class ExportJob:
         self._clock = clock
         self._budget = budget
         self._progress = progress
+        self._destination = destination or destination_for(config)
 
     async def run(self) -> ExportResult:
         """Validate, lock the output, export, write the report; returns how it ended.
@@ -95,21 +97,13 @@ class ExportJob:
             rows = validate_manifest(config.manifest)
             log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
                      config.output.dir)  # fmt: skip
+        await self._destination.open()
         try:
-            config.output.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create {config.output.dir}: {exc.strerror}") from None
-        with RunLock(config.output.dir / STATE_DIR):
-            removed = remove_temporaries(config.output.dir)
-            if removed:
-                log.info("removed %d temporary files left by an interrupted run", removed)
-            index = ExportIndex.open(config.output.dir)
-            try:
-                return await self._run_locked(index)
-            finally:
-                index.close()
+            return await self._run_locked(self._destination)
+        finally:
+            await self._destination.close()
 
-    async def _run_locked(self, index: ExportIndex) -> ExportResult:
+    async def _run_locked(self, destination: Destination) -> ExportResult:
         config = self.config
         started = datetime.now(UTC)
         began = time.monotonic()
@@ -121,8 +115,9 @@ class ExportJob:
             async with http_session(config) as session:
                 client = self._client(session)
                 counts = client.counts
+                state = RunState(tally)
                 pipeline = Pipeline(
-                    config, client, index, tally, force=self.force, discover=self.discover
+                    config, client, destination, state, force=self.force, discover=self.discover
                 )
 
                 def snapshot() -> Snapshot:
@@ -131,7 +126,7 @@ class ExportJob:
                 await pipeline.run(self._progress, snapshot)
                 if self._progress is not None:
                     self._progress.close(snapshot())
-            exit_code = pipeline.exit_code()
+            exit_code = state.exit_code()
         except STOPS_THE_RUN as exc:
             stopped_by = exc
             log.error("aborted: %s", exc)

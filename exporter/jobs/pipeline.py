@@ -1,100 +1,75 @@
-"""The export job, end to end: manifest → metadata (batched) → downloads → commits → report.
+"""The export job's stages, wired: manifest → metadata (batched) → downloads → commits.
 
     manifest rows ─► refs ─────► metadata batches ─┐
                 └──► products ─► image lists ──────┴─► images ─► N downloads ─► N commits
-                                                                 (temporary,   (fsync, rename,
-                                                                  SHA-256)      sidecar, index)
+                                                                 (into sinks,  (file, index
+                                                                  SHA-256)      line, sidecar)
 
 Stages are tasks joined by bounded memory streams: a slow stage pushes back on the one
 before it, so memory stays flat for any manifest, and downloads start while metadata is
-still being fetched. Done images are skipped before any request. A fatal answer or an
-interruption cancels every stage; in-flight temporaries are removed and the report is
-written either way.
+still being fetched. Done images are skipped before any request (`Selection`). Where
+files land and under which name is the destination's business; the counts and the
+circuit breakers are `RunState`'s. A fatal answer or an interruption cancels every
+stage; in-flight files are discarded and the report is written either way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream as Receiver
 from anyio.streams.memory import MemoryObjectSendStream as Sender
 
-from exporter.atomic import discard
 from exporter.config import Config
-from exporter.destination.download import Received, commit, receive
-from exporter.destination.index import ExportIndex
-from exporter.destination.paths import PathRegistry, render_layout
-from exporter.destination.sidecar import owner_of, write_sidecar
+from exporter.destination.base import Destination, Sink
+from exporter.destination.receive import receive
 from exporter.errors import (
-    AccessDeniedError,
     DownloadError,
-    ExporterError,
-    FatalPortalError,
     ImageError,
-    OutputError,
     PortalError,
-    PortalUnavailableError,
     StaleLinkError,
     TransientError,
-    exit_status,
     primary_exception,
 )
 from exporter.jobs.progress import ProgressView, Snapshot
-from exporter.jobs.report import Failure, Tally
+from exporter.jobs.state import RunState, Selection
 from exporter.manifest import iter_manifest
-from exporter.model import ImageRef, ProductImage, SavedFile
+from exporter.model import ImageRef, Incoming, ProductImage
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.retry import Action, Tries
-from exporter.redact import redact
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# With no image read successfully yet, this many access-denied answers mean the
-# credentials cannot read the catalog at all: stop instead of asking for every image.
-DENIED_EVERYWHERE_THRESHOLD = 50
 BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arrive
-# This many images in a row failing transiently (each after all its retries), with no
-# success between, mean the portal is down or unreachable: stop rather than spend hours
-# failing every remaining image.
-UNAVAILABLE_THRESHOLD = 100
 
 
 class Pipeline:
-    """The stages of one run and the state they share (counts, seen images, paths)."""
+    """The stages of one run, joined by streams; what they share is passed in."""
 
     def __init__(
         self,
         config: Config,
         client: PortalClient,
-        index: ExportIndex,
-        tally: Tally,
+        destination: Destination,
+        state: RunState,
         *,
         force: bool,
         discover: bool = False,
     ) -> None:
         self.config = config
         self.client = client
-        self.index = index
-        self.tally = tally
-        self.force = force
+        self.destination = destination
+        self.state = state
         self.discover = discover
-        self.metadata = MetadataFetcher(
-            client,
-            batch_size=config.batch_size,
-        )
-        self.registry = PathRegistry(config.output.dir, index, reserved=[config.report])
-        self._seen: set[int] = set()
-        self._images_read = 0  # images whose metadata the portal returned
-        self._denied = 0  # access-denied failures
-        self._transient_streak = 0  # transient failures since the last success
+        self.metadata = MetadataFetcher(client, batch_size=config.batch_size)
+        self.selection = Selection(destination.is_done, force=force)
 
     async def run(
         self, progress: ProgressView | None = None, snapshot: Callable[[], Snapshot] | None = None
@@ -115,7 +90,7 @@ class Pipeline:
         products_tx, products_rx = anyio.create_memory_object_stream[int](size * 2)
         images_tx, images_rx = anyio.create_memory_object_stream[ProductImage](size * 2)
         workers = self.config.download_concurrency
-        done_tx, done_rx = anyio.create_memory_object_stream[tuple[ProductImage, Received]](workers)
+        done_tx, done_rx = anyio.create_memory_object_stream[tuple[ProductImage, Sink]](workers)
         try:
             async with anyio.create_task_group() as tg:
                 source = self._discover_products if self.discover else self._read_manifest
@@ -130,20 +105,6 @@ class Pipeline:
                 done_rx.close()
         except BaseExceptionGroup as group:
             raise primary_exception(group) from None
-
-    def exit_code(self) -> int:
-        """0 when every image is exported or done; 3 when access was denied for all."""
-        tally = self.tally
-        failed = tally.failed > 0 or bool(tally.warnings)
-        refused = (
-            failed
-            and self._images_read == 0
-            and tally.skipped == 0
-            and self._denied == tally.failed
-        )
-        if refused:
-            log.error("access denied for every image: the credentials cannot read the catalog")
-        return exit_status(failed=failed, refused=refused)
 
     # Stage 1: the manifest, deduplicated, done images skipped without a request.
 
@@ -168,11 +129,7 @@ class Pipeline:
         refs.close()  # no image is named: each product's images come from its list
         found = DiscoveryProgress()
         async with products:
-            pages = walk_catalog(
-                self.client,
-                batch_size=self.config.batch_size,
-                progress=found,
-            )
+            pages = walk_catalog(self.client, batch_size=self.config.batch_size, progress=found)
             listed: set[int] = set()
             async for page in pages:
                 for product_id in page:
@@ -180,20 +137,12 @@ class Pipeline:
                         listed.add(product_id)
                         await products.send(product_id)
         for iblock, error in found.skipped_iblocks:
-            self.tally.warnings.append(f"catalog (iblock {iblock}) not walked: {error}")
+            self.state.warn(f"catalog (iblock {iblock}) not walked: {error}")
         log.info("discovery: %d products in %d catalogs", len(listed), found.catalogs)
 
     def _is_new(self, ref: ImageRef) -> bool:
         """Count an image the first time it is seen; False for repeats and done ones."""
-        key = ref.product_id << 64 | ref.image_id
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self.tally.total += 1
-        if not self.force and self.index.is_done(ref):
-            self.tally.skipped += 1
-            return False
-        return True
+        return self.state.count(self.selection.judge(ref))
 
     # Stage 2: metadata, for named images (get) and for whole products (list).
 
@@ -202,10 +151,9 @@ class Pipeline:
             while batch := await _next_batch(refs, self.config.batch_size):
                 for ref, outcome in await self.metadata.get_images(batch):
                     if isinstance(outcome, PortalError):
-                        self._fail(ref.product_id, ref.image_id, outcome)
+                        self.state.fail(ref.product_id, ref.image_id, outcome)
                     else:
-                        self._images_read += 1
-                        self._transient_streak = 0
+                        self.state.read(1)
                         await images.send(outcome)
 
     async def _resolve_products(
@@ -215,19 +163,18 @@ class Pipeline:
             while batch := await _next_batch(products, self.config.batch_size):
                 for product_id, outcome in await self.metadata.list_products(batch):
                     if isinstance(outcome, PortalError):
-                        self.tally.total += 1
-                        self._fail(product_id, None, outcome)
+                        self.state.fail_product(product_id, outcome)
                         continue
-                    self._images_read += len(outcome)
-                    self._transient_streak = 0
+                    self.state.read(len(outcome))
                     for image in outcome:
                         if self._is_new(image.ref):
                             await images.send(image)
 
-    # Stage 3: downloads into temporaries. Stage 4: fsync, rename, sidecar, index line.
+    # Stage 3: downloads into the destination's sinks. Stage 4: commits (file, index
+    # line, sidecar).
 
     async def _download_worker(
-        self, images: Receiver[ProductImage], done: Sender[tuple[ProductImage, Received]]
+        self, images: Receiver[ProductImage], done: Sender[tuple[ProductImage, Sink]]
     ) -> None:
         async with images, done:
             async for image in images:
@@ -240,7 +187,8 @@ class Pipeline:
                     received[1].discard()
                     raise
 
-    async def _download(self, image: ProductImage) -> tuple[ProductImage, Received] | None:
+    async def _download(self, image: ProductImage) -> tuple[ProductImage, Sink] | None:
+        """The image received whole into a sink, or None when it failed (recorded)."""
         ref = image.ref
         tries = Tries()
         try:
@@ -258,77 +206,35 @@ class Pipeline:
                     raise fresh from None
                 image = fresh
         except (ImageError, TransientError, DownloadError) as exc:
-            self._fail(ref.product_id, ref.image_id, exc)
+            self.state.fail(ref.product_id, ref.image_id, exc)
             return None
 
-    async def _receive(self, image: ProductImage) -> Received:
-        async def attempt() -> Received:
-            async with self.client.open_download(image.download_url) as response:
-                content_type = response.headers.get("Content-Type", "")
-                wanted = render_layout(self.config.output.layout, image, content_type)
-                final = self.registry.claim(image.ref, wanted, owner_of)
-                return await receive(response, final)
+    async def _receive(self, image: ProductImage) -> Sink:
+        async def into_destination(incoming: Incoming) -> Sink:
+            # The destination names the file: the same name on every attempt.
+            sink = await self.destination.open_sink(image, incoming.content_type)
+            return await receive(incoming, sink)
 
-        return await self.client.with_retries(attempt, paced=self.client.downloads_paced)
+        return await self.client.download(image.download_url, into_destination)
 
-    async def _commit_worker(self, done: Receiver[tuple[ProductImage, Received]]) -> None:
+    async def _commit_worker(self, done: Receiver[tuple[ProductImage, Sink]]) -> None:
         async with done:
             try:
-                async for image, received in done:
-                    await self._commit(image, received)
+                async for image, sink in done:
+                    await self._commit(image, sink)
             except BaseException:
                 # Stopped (a signal, a fatal error): files still waiting are temporaries.
                 for _, waiting in _drain(done):
                     waiting.discard()
                 raise
 
-    async def _commit(self, image: ProductImage, received: Received) -> None:
+    async def _commit(self, image: ProductImage, sink: Sink) -> None:
         # A signal must not split a file from its sidecar and index line: shielded (it
         # waits at most for one fsync and two renames).
         with anyio.CancelScope(shield=True):
-            saved = await commit(received)
-            relative = saved.path.relative_to(self.config.output.dir).as_posix()
-            # The index line before the sidecar: a line without its sidecar is not done
-            # (`is_done` checks the sidecar), but a sidecar without its line (a kill
-            # between the two) would cost the next run a download.
-            self.index.add(image.ref, relative, saved.size)
-            await anyio.to_thread.run_sync(
-                write_sidecar_checked, image, saved, self.config.portal.host
-            )
-        self.tally.exported += 1
-        self.tally.bytes += saved.size
-        self._transient_streak = 0
-        log.debug("%s: saved %s (%d bytes)", image.ref, relative, saved.size)
-
-    def _fail(self, product_id: int, image_id: int | None, error: ExporterError) -> None:
-        self.tally.fail(Failure.of(product_id, image_id, error))
-        what = f"product {product_id}" + (f" image {image_id}" if image_id is not None else "")
-        log.warning("%s failed: %s", what, redact(str(error)))
-        if isinstance(error, TransientError):
-            self._transient_streak += 1
-            if self._transient_streak >= UNAVAILABLE_THRESHOLD:
-                raise PortalUnavailableError(
-                    f"{self._transient_streak} images in a row failed after every retry "
-                    f"(last: {error}); stopping — run again when the portal answers"
-                )
-        if isinstance(error, AccessDeniedError):
-            self._denied += 1
-            if self._images_read == 0 and self._denied >= DENIED_EVERYWHERE_THRESHOLD:
-                raise FatalPortalError(
-                    error.code,
-                    f"access denied for all of the first {self._denied} images: "
-                    "the credentials cannot read the catalog",
-                    error.status,
-                )
-
-
-def write_sidecar_checked(image: ProductImage, saved: SavedFile, portal_host: str) -> None:
-    """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
-    try:
-        write_sidecar(image, saved, portal_host, datetime.now(UTC))
-    except OSError as exc:
-        discard(saved.path)
-        raise OutputError(f"cannot write the sidecar of {saved.path}: {exc.strerror}") from None
+            saved = await self.destination.commit(image, sink)
+        self.state.exported(saved.size)
+        log.debug("%s: saved %s (%d bytes)", image.ref, saved.key, saved.size)
 
 
 async def _show_progress(view: ProgressView, snapshot: Callable[[], Snapshot]) -> None:

@@ -1,10 +1,12 @@
-"""What every job that talks to the portal sets up the same way: the HTTP session and the client."""
+"""What the jobs set up the same way: the HTTP session, the portal client, the destination."""
 
 from __future__ import annotations
 
 import aiohttp
 
 from exporter.config import Config
+from exporter.destination.base import Destination
+from exporter.destination.folder import FolderDestination
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_store
 from exporter.portal.client import PortalClient
@@ -44,3 +46,8 @@ def http_session(config: Config) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=config.download_concurrency + 4, ttl_dns_cache=300)
     # A larger read buffer means fewer pauses of the socket for big downloads.
     return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES)
+
+
+def destination_for(config: Config) -> Destination:
+    """Where `output` says the export lands (the run's report is no image's place)."""
+    return FolderDestination(config.output, config.portal.host, reserved=[config.report])

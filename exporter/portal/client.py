@@ -36,7 +36,7 @@ from exporter.errors import (
     foreign_error_page,
     garbled_answer,
 )
-from exporter.model import RequestCounts
+from exporter.model import Incoming, RequestCounts
 from exporter.portal.auth import Auth
 from exporter.portal.batch import (
     BATCH_METHOD,
@@ -159,10 +159,22 @@ class PortalClient:
                         raise FatalPortalError(exc.code, problem) from None
                     raise
 
-    @property
-    def downloads_paced(self) -> bool:
-        """Whether downloads wait for the limiter (they share the REST budget)."""
-        return self._downloads_share_limit
+    async def download(self, url: str, receive: Callable[[Incoming], Awaitable[T]]) -> T:
+        """GET a `downloadUrl` and hand its body to `receive`, retried as the policy says.
+
+        `receive` (the destination's) is called once per attempt with the body as it
+        arrives; an error reading it is mapped like any transport error, and a refused
+        link raises `StaleLinkError` for the caller to renew.
+        """
+
+        async def attempt() -> T:
+            async with self.open_download(url) as response:
+                # Pieces as aiohttp buffered them: iter_any would join them first.
+                pieces = (piece async for piece, _ in response.content.iter_chunks())
+                content_type = response.headers.get("Content-Type", "")
+                return await receive(Incoming(content_type, response.content_length, pieces))
+
+        return await self.with_retries(attempt, paced=self._downloads_share_limit)
 
     @asynccontextmanager
     async def open_download(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:

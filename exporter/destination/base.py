@@ -1,0 +1,80 @@
+"""The destination protocol: what an export asks of the place its files land.
+
+One run, as the destination sees it:
+
+    await destination.open()                        # create, lock, clean up, load the index
+    destination.is_done(ref)                        # per image named, without a request
+    sink = await destination.open_sink(image, content_type)  # the destination names the file
+    await sink.write(pieces)                        # hashed and stored as they come
+    saved = await destination.commit(image, sink)   # the file, its index line, its sidecar
+    sink.discard()                                  # or nothing is left of it
+    await destination.close()
+
+`open(write=False)` only reads what is done (a dry run): nothing is locked or written.
+A folder (`exporter.destination.folder`) is the first implementation; every
+implementation is held to the same tests (tests/test_destination.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from exporter.model import ImageRef, ProductImage, SavedFile
+
+
+class Sink(Protocol):
+    """One file on its way into the destination: written, then committed or discarded.
+
+    Nothing of it is visible under its final name before `commit`; after `discard`
+    (which never raises and may be called more than once) nothing of it is left.
+    """
+
+    key: str  # where it will land, relative to the destination, "/"-separated
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes written so far."""
+        ...
+
+    async def write(self, pieces: Sequence[bytes]) -> None:
+        """Hash and store the next pieces of the body; `OutputError` when it cannot."""
+        ...
+
+    async def commit(self) -> SavedFile:
+        """Make the file durable under its final name; discarded if that fails."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the file: nothing of it is left."""
+        ...
+
+
+class Destination(Protocol):
+    """Where an export lands; see the module docstring for the order of the calls."""
+
+    async def open(self, *, write: bool = True) -> None:
+        """Get ready; `OutputError` when the destination cannot be written, `LockedError`
+        when another run is writing into it. `write=False` only reads what is done."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `open` took (the lock, open files)."""
+        ...
+
+    def is_done(self, ref: ImageRef) -> bool:
+        """Whether an earlier run exported this image whole (no re-hash, no request)."""
+        ...
+
+    async def open_sink(self, image: ProductImage, content_type: str) -> Sink:
+        """A sink for an image's file, under the name the destination gives it."""
+        ...
+
+    async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
+        """Commit a received file, its index line and its sidecar as one export."""
+        ...

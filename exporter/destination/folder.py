@@ -1,0 +1,223 @@
+"""A local folder as the destination: files and sidecars under `output.dir`, made durable.
+
+Each file streams into a hidden temporary next to its final name
+(`.<name>.<random>.b24-partial`), hashed as it is written; `commit` fsyncs it and
+renames it into place, then appends its index line and writes its sidecar (the
+sidecar's rename makes both renames durable with one fsync of the folder). A
+temporary left by a killed run is removed by the next one. The run lock, the index of
+done images and the path registry live in the folder too (`.b24-image-exporter/`).
+
+Blocks are hashed and written in one worker-thread call (hashlib and os.writev release
+the GIL, and network pieces are written as they are, never joined), so the event loop
+keeps receiving while a block is digested and stored; fsync and rename run there too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiofiles.os
+import anyio
+
+from exporter.atomic import commit_temp, discard, is_temporary, temp_path_for
+from exporter.config import OutputConfig
+from exporter.destination.base import Sink
+from exporter.destination.index import STATE_DIR, ExportIndex
+from exporter.destination.lock import RunLock
+from exporter.destination.paths import PathRegistry, render_layout
+from exporter.destination.sidecar import owner_of, write_sidecar
+from exporter.errors import OutputError
+from exporter.model import ImageRef, ProductImage, SavedFile
+
+log = logging.getLogger(__name__)
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def _iov_max() -> int:
+    """Buffers one os.writev call may take (1024 on Linux; POSIX guarantees 16)."""
+    try:
+        return max(16, min(1024, os.sysconf("SC_IOV_MAX")))
+    except (ValueError, OSError):
+        return 16
+
+
+_IOV_MAX = _iov_max()
+
+
+class FolderDestination:
+    """Exports under one local folder, one run at a time."""
+
+    def __init__(
+        self, output: OutputConfig, portal_host: str, *, reserved: Iterable[Path] = ()
+    ) -> None:
+        """`portal_host` goes into every sidecar; `reserved` are other files the run
+        writes under the folder (the report), which no image may take the place of."""
+        self.root = output.dir
+        self._layout = output.layout
+        self._portal_host = portal_host
+        self._reserved = tuple(reserved)
+        self._lock: RunLock | None = None
+        self._index: ExportIndex | None = None
+        self._registry: PathRegistry | None = None
+
+    async def open(self, *, write: bool = True) -> None:
+        if not write:
+            self._index = ExportIndex.read(self.root)
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.root}: {exc.strerror}") from None
+        lock = RunLock(self.root / STATE_DIR).__enter__()
+        try:
+            removed = remove_temporaries(self.root)
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
+            self._index = ExportIndex.open(self.root)
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        self._lock = lock
+        self._registry = PathRegistry(self.root, self._index, reserved=self._reserved)
+
+    async def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+
+    def is_done(self, ref: ImageRef) -> bool:
+        assert self._index is not None, "open the destination first"
+        return self._index.is_done(ref)
+
+    async def open_sink(self, image: ProductImage, content_type: str) -> FileSink:
+        assert self._registry is not None, "open the destination for writing first"
+        wanted = render_layout(self._layout, image, content_type)
+        final = self._registry.claim(image.ref, wanted, owner_of)
+        return await FileSink.create(self.root, final, content_type)
+
+    async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
+        assert self._index is not None
+        saved = await sink.commit()
+        # The index line before the sidecar: a line without its sidecar is not done
+        # (`is_done` checks the sidecar), but a sidecar without its line (a kill
+        # between the two) would cost the next run a download.
+        self._index.add(image.ref, saved.key, saved.size)
+        await anyio.to_thread.run_sync(self._write_sidecar, image, saved)
+        return saved
+
+    def _write_sidecar(self, image: ProductImage, saved: SavedFile) -> None:
+        """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
+        file = self.root / saved.key
+        try:
+            write_sidecar(file, image, saved, self._portal_host, datetime.now(UTC))
+        except OSError as exc:
+            discard(file)
+            raise OutputError(f"cannot write the sidecar of {file}: {exc.strerror}") from None
+
+
+class FileSink:
+    """A file streaming into its temporary, hashed on the way; renamed onto `final` at commit."""
+
+    def __init__(self, root: Path, final: Path, temp: Path, fd: int, content_type: str) -> None:
+        self.key = final.relative_to(root).as_posix()
+        self.final = final
+        self.temp = temp
+        self._fd = fd
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._media_type = (content_type or "application/octet-stream").split(";")[0].strip()
+
+    @classmethod
+    async def create(cls, root: Path, final: Path, content_type: str) -> FileSink:
+        """A new, empty temporary next to `final` (its folder created if need be)."""
+        temp = temp_path_for(final)
+        try:
+            await aiofiles.os.makedirs(final.parent, exist_ok=True)
+            fd = await anyio.to_thread.run_sync(os.open, temp, _NEW_FILE, 0o666)
+        except OSError as exc:
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
+        return cls(root, final, temp, fd, content_type)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    async def write(self, pieces: Sequence[bytes]) -> None:
+        try:
+            await anyio.to_thread.run_sync(digest_and_write, pieces, self._digest, self._fd)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+        self._size += sum(len(piece) for piece in pieces)
+
+    async def commit(self) -> SavedFile:
+        try:
+            await anyio.to_thread.run_sync(self._fsync_and_rename)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.discard()
+            raise
+        return SavedFile(self.key, self._size, self.sha256, self._media_type)
+
+    def discard(self) -> None:
+        self._close()
+        discard(self.temp)
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def _fsync_and_rename(self) -> None:
+        try:
+            os.fsync(self._fd)
+        finally:
+            self._close()
+        # The sidecar's rename, next, makes both renames durable with one folder fsync.
+        commit_temp(self.temp, self.final, sync_dir=False)
+
+
+def digest_and_write(pieces: Sequence[bytes], digest: Any, fd: int) -> None:
+    """Hash pieces and write them all to `fd`, in one call (run off the event loop)."""
+    for piece in pieces:
+        digest.update(piece)
+    for start in range(0, len(pieces), _IOV_MAX):
+        _write_all(fd, [memoryview(piece) for piece in pieces[start : start + _IOV_MAX]])
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """os.writev until every byte is written (a short write leaves the rest to the next)."""
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+
+
+def remove_temporaries(root: Path) -> int:
+    """Delete temporaries a previous, interrupted run left under `root`; return how many."""
+    removed = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            if is_temporary(path):
+                discard(path)
+                removed += 1
+    return removed

@@ -1,0 +1,141 @@
+"""A run's state: which images it exports, what it counted, and when it must stop.
+
+`Selection` is the one "new or done?" decision, shared by the export and its dry run:
+each image is taken once, and one already done is skipped unless the run is forced.
+`RunState` keeps the counts the report and the progress bar read, and two circuit
+breakers that stop a run instead of failing image after image: the portal
+unavailable (every image failing transiently, after its retries, with no success
+between) and access denied everywhere (credentials that cannot read the catalog).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+from exporter.errors import (
+    AccessDeniedError,
+    ExporterError,
+    FatalPortalError,
+    PortalUnavailableError,
+    TransientError,
+    exit_status,
+)
+from exporter.jobs.report import Failure, Tally
+from exporter.model import ImageRef
+from exporter.redact import redact
+
+log = logging.getLogger(__name__)
+
+# With no image read successfully yet, this many access-denied answers mean the
+# credentials cannot read the catalog at all: stop instead of asking for every image.
+DENIED_EVERYWHERE_THRESHOLD = 50
+# This many images in a row failing transiently (each after all its retries), with no
+# success between, mean the portal is down or unreachable: stop rather than spend hours
+# failing every remaining image.
+UNAVAILABLE_THRESHOLD = 100
+
+
+class Verdict(enum.Enum):
+    """What a run does with an image it meets."""
+
+    NEW = "new"  # export it
+    DONE = "done"  # an earlier run exported it: skip it
+    SEEN = "seen"  # met before in this run: nothing more to count
+
+
+class Selection:
+    """Which images a run exports: each image once, those already done skipped unless forced."""
+
+    def __init__(self, is_done: Callable[[ImageRef], bool], *, force: bool = False) -> None:
+        self._is_done = is_done
+        self._force = force
+        self._seen: set[int] = set()  # packed keys: 100,000 refs as ints, not objects
+
+    def judge(self, ref: ImageRef) -> Verdict:
+        """The verdict on an image, the first time it is met; `SEEN` after that."""
+        key = ref.product_id << 64 | ref.image_id
+        if key in self._seen:
+            return Verdict.SEEN
+        self._seen.add(key)
+        if not self._force and self._is_done(ref):
+            return Verdict.DONE
+        return Verdict.NEW
+
+
+class RunState:
+    """The counts of one run and its circuit breakers."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self._images_read = 0  # images whose metadata the portal returned
+        self._denied = 0  # access-denied failures
+        self._transient_streak = 0  # transient failures since the last success
+
+    def count(self, verdict: Verdict) -> bool:
+        """Count an image the selection judged; True when it is to be exported."""
+        if verdict is Verdict.SEEN:
+            return False
+        self.tally.total += 1
+        if verdict is Verdict.DONE:
+            self.tally.skipped += 1
+            return False
+        return True
+
+    def read(self, images: int) -> None:
+        """The portal returned the metadata of this many images."""
+        self._images_read += images
+        self._transient_streak = 0
+
+    def exported(self, size: int) -> None:
+        """One image is exported whole."""
+        self.tally.exported += 1
+        self.tally.bytes += size
+        self._transient_streak = 0
+
+    def warn(self, warning: str) -> None:
+        """Something was left out that is no single image (a catalog not walked)."""
+        self.tally.warnings.append(warning)
+
+    def fail_product(self, product_id: int, error: ExporterError) -> None:
+        """A product whose images could not be listed: one item of the run, failed."""
+        self.tally.total += 1
+        self.fail(product_id, None, error)
+
+    def fail(self, product_id: int, image_id: int | None, error: ExporterError) -> None:
+        """Record a failed image (or product, `image_id` None); stop the run when a
+        breaker trips (`PortalUnavailableError`, `FatalPortalError`)."""
+        self.tally.fail(Failure.of(product_id, image_id, error))
+        what = f"product {product_id}" + (f" image {image_id}" if image_id is not None else "")
+        log.warning("%s failed: %s", what, redact(str(error)))
+        if isinstance(error, TransientError):
+            self._transient_streak += 1
+            if self._transient_streak >= UNAVAILABLE_THRESHOLD:
+                raise PortalUnavailableError(
+                    f"{self._transient_streak} images in a row failed after every retry "
+                    f"(last: {error}); stopping — run again when the portal answers"
+                )
+        if isinstance(error, AccessDeniedError):
+            self._denied += 1
+            if self._images_read == 0 and self._denied >= DENIED_EVERYWHERE_THRESHOLD:
+                raise FatalPortalError(
+                    error.code,
+                    f"access denied for all of the first {self._denied} images: "
+                    "the credentials cannot read the catalog",
+                    error.status,
+                )
+
+    def exit_code(self) -> int:
+        """0 when every image is exported or done; 3 when access was denied for all."""
+        tally = self.tally
+        failed = tally.failed > 0 or bool(tally.warnings)
+        refused = (
+            failed
+            and self._images_read == 0
+            and tally.skipped == 0
+            and self._denied == tally.failed
+        )
+        if refused:
+            log.error("access denied for every image: the credentials cannot read the catalog")
+        return exit_status(failed=failed, refused=refused)
