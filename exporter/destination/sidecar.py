@@ -54,38 +54,71 @@ def write_sidecar(
     return path
 
 
+MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
 @dataclass(frozen=True, slots=True)
 class SidecarFacts:
-    """What a sidecar says about its file: whose it is and how big it must be."""
+    """What a sidecar says about its file: whose it is, its name, size and hash."""
 
     ref: ImageRef
+    name: str | None  # the file name it describes, when it says
     size: int
-    sha256: str
+    sha256: str  # lower-case hex
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why a document is not a usable sidecar; `shaped` when it still looks like one."""
+
+    reason: str
+    shaped: bool
+
+
+def parse_sidecar(raw: bytes) -> SidecarFacts | Rejected:
+    """The facts of a sidecar document; never echoes its content (it is untrusted)."""
+    try:
+        document = json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return Rejected("not valid JSON", shaped=False)
+    image = document.get("productImage") if isinstance(document, dict) else None
+    meta = document.get("file") if isinstance(document, dict) else None
+    if not isinstance(image, dict) or not isinstance(meta, dict):
+        return Rejected("not an exporter sidecar (no productImage and file)", shaped=False)
+    try:
+        ref = ImageRef(int(image["productId"]), int(image["id"]))
+    except (KeyError, TypeError, ValueError):
+        return Rejected("productImage has no valid id and productId", shaped=True)
+    size, sha256, name = meta.get("size"), meta.get("sha256"), meta.get("name")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return Rejected("file.size is not a byte count", shaped=True)
+    if not isinstance(sha256, str) or len(sha256) != 64 or set(sha256.lower()) - _SHA256_HEX:
+        return Rejected("file.sha256 is not a SHA-256 hex digest", shaped=True)
+    if name is not None and not isinstance(name, str):
+        return Rejected("file.name is not a string", shaped=True)
+    return SidecarFacts(ref, name, size, sha256.lower())
+
+
+def load_sidecar(path: str | Path) -> SidecarFacts | Rejected:
+    """The facts of the sidecar file at `path`, read in bounded memory."""
+    try:
+        with open(path, "rb") as source:
+            raw = source.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as exc:
+        return Rejected(f"cannot read: {exc.strerror}", shaped=False)
+    if len(raw) > MAX_SIDECAR_BYTES:
+        return Rejected("too large to be a sidecar", shaped=False)
+    return parse_sidecar(raw)
 
 
 def read_sidecar(file: Path) -> SidecarFacts | None:
-    """The facts of a file's sidecar, or None when there is no readable exporter sidecar."""
-    try:
-        document = json.loads(sidecar_path(file).read_text(encoding="utf-8"))
-        image, meta = document["productImage"], document["file"]
-        ref = ImageRef(int(image["productId"]), int(image["id"]))
-        size, sha256 = meta["size"], meta["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(size, int) or not isinstance(sha256, str):
-        return None
-    return SidecarFacts(ref, size, sha256)
+    """The facts of a file's sidecar, or None when there is no usable exporter sidecar."""
+    facts = load_sidecar(sidecar_path(file))
+    return facts if isinstance(facts, SidecarFacts) else None
 
 
 def owner_of(file: Path) -> ImageRef | None:
     """Whose export the file at this path is, according to its sidecar."""
     facts = read_sidecar(file)
     return facts.ref if facts else None
-
-
-def is_complete(file: Path, facts: SidecarFacts) -> bool:
-    """A done export: the file exists with the size its sidecar records (no re-hash)."""
-    try:
-        return file.stat().st_size == facts.size
-    except OSError:
-        return False

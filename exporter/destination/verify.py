@@ -33,7 +33,14 @@ from typing import Literal
 from exporter.atomic import is_temporary
 from exporter.destination.index import STATE_DIR
 from exporter.destination.lock import LOCK_NAME
-from exporter.destination.sidecar import SIDECAR_SUFFIX
+from exporter.destination.sidecar import (
+    MAX_SIDECAR_BYTES,
+    SIDECAR_SUFFIX,
+    Rejected,
+    SidecarFacts,
+    load_sidecar,
+    parse_sidecar,
+)
 from exporter.errors import ConfigError, LockedError
 
 FindingKind = Literal[
@@ -41,10 +48,8 @@ FindingKind = Literal[
 ]
 
 HASH_BLOCK = 1 << 20  # bytes read (and held) at a time, whatever the file's size
-MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one
 REPORT_NAME = "report.json"  # where a run writes its report by default
 _CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-_SHA256_HEX = frozenset("0123456789abcdef")
 _MAX_NAME_IN_DETAIL = 120
 
 
@@ -76,25 +81,6 @@ class Verification:
         for finding in self.findings:
             counts[finding.kind] = counts.get(finding.kind, 0) + 1
         return counts
-
-
-@dataclass(frozen=True, slots=True)
-class _Expected:
-    """What a readable sidecar says its file must be."""
-
-    name: str | None
-    size: int
-    sha256: str
-    product_id: int
-    image_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Rejected:
-    """Why a `.json` is not a usable sidecar; `shaped` when it still looks like one."""
-
-    reason: str
-    shaped: bool
 
 
 def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) -> Verification:
@@ -174,8 +160,8 @@ class _Checker:
 
     def _check_export(self, path: str, full: str, *, top: bool) -> None:
         sidecar = path + SIDECAR_SUFFIX
-        expected = _read_sidecar(full + SIDECAR_SUFFIX)
-        if isinstance(expected, _Rejected):
+        expected = load_sidecar(full + SIDECAR_SUFFIX)
+        if isinstance(expected, Rejected):
             if top and sidecar == REPORT_NAME and not expected.shaped:
                 self._add("orphan", path, "file without sidecar")  # report.json is the report
             else:
@@ -220,9 +206,9 @@ class _Checker:
             return
         if len(head) > MAX_SIDECAR_BYTES:
             return  # a big JSON document (a long run report); no sidecar is this large
-        expected = _parse_sidecar(head)
-        if isinstance(expected, _Expected):
-            of = f"image {expected.image_id} of product {expected.product_id}"
+        expected = parse_sidecar(head)
+        if isinstance(expected, SidecarFacts):
+            of = f"image {expected.ref.image_id} of product {expected.ref.product_id}"
             self._add("missing", path, f"sidecar without its file ({of})")
         elif expected.shaped:
             self._add("missing", path, f"sidecar without its file ({expected.reason})")
@@ -242,41 +228,6 @@ class _Checker:
 
     def _add(self, kind: FindingKind, path: str, detail: str) -> None:
         self.findings.append(Finding(kind, path, detail))
-
-
-def _read_sidecar(full: str) -> _Expected | _Rejected:
-    try:
-        with open(full, "rb") as source:
-            raw = source.read(MAX_SIDECAR_BYTES + 1)
-    except OSError as exc:
-        return _Rejected(f"cannot read: {exc.strerror}", shaped=False)
-    if len(raw) > MAX_SIDECAR_BYTES:
-        return _Rejected("too large to be a sidecar", shaped=False)
-    return _parse_sidecar(raw)
-
-
-def _parse_sidecar(raw: bytes) -> _Expected | _Rejected:
-    """The facts of a sidecar document; never echoes its content (it is untrusted)."""
-    try:
-        document = json.loads(raw)
-    except ValueError:  # also UnicodeDecodeError
-        return _Rejected("not valid JSON", shaped=False)
-    image = document.get("productImage") if isinstance(document, dict) else None
-    meta = document.get("file") if isinstance(document, dict) else None
-    if not isinstance(image, dict) or not isinstance(meta, dict):
-        return _Rejected("not an exporter sidecar (no productImage and file)", shaped=False)
-    try:
-        product_id, image_id = int(image["productId"]), int(image["id"])
-    except (KeyError, TypeError, ValueError):
-        return _Rejected("productImage has no valid id and productId", shaped=True)
-    size, sha256, name = meta.get("size"), meta.get("sha256"), meta.get("name")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        return _Rejected("file.size is not a byte count", shaped=True)
-    if not isinstance(sha256, str) or len(sha256) != 64 or set(sha256.lower()) - _SHA256_HEX:
-        return _Rejected("file.sha256 is not a SHA-256 hex digest", shaped=True)
-    if name is not None and not isinstance(name, str):
-        return _Rejected("file.name is not a string", shaped=True)
-    return _Expected(name, size, sha256.lower(), product_id, image_id)
 
 
 def _refuse_while_a_run_holds_the_lock(root: Path) -> None:
