@@ -33,11 +33,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,39 +43,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_portal
+from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_in_thread
 
 BATCH = 50
 UNLIMITED = {"requests_per_second": 100_000, "burst": 100_000}
-
-
-# The simulated portal, served from a thread of this process.
-
-
-@contextmanager
-def portal_thread(catalog: Catalog, settings: PortalSettings) -> Iterator[RunningPortal]:
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
-        async with serve_portal(catalog, settings) as portal:
-            box["portal"], box["loop"], box["stop"] = (
-                portal,
-                asyncio.get_running_loop(),
-                asyncio.Event(),
-            )
-            ready.set()
-            await box["stop"].wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    if not ready.wait(30):
-        raise RuntimeError("the simulated portal did not start")
-    try:
-        yield box["portal"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
 
 
 def stats_of(portal: RunningPortal) -> dict[str, Any]:
@@ -295,7 +263,7 @@ def bench_rate(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
         scratch = Path(scratch_name)
         env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
-        with portal_thread(catalog, portal_settings(args, counted)) as portal:
+        with serve_in_thread(catalog, portal_settings(args, counted)) as portal:
             # The exporter, as one process or several sharing the portal.
             parts = [pairs[i :: args.processes] for i in range(args.processes)]
             commands = []
@@ -452,7 +420,7 @@ def bench_throughput(args: argparse.Namespace) -> None:
     )
     start_up = exporter_start_up()
     ratios: list[tuple[float, float, float, float]] = []
-    with portal_thread(catalog, settings) as portal:
+    with serve_in_thread(catalog, settings) as portal:
         for number in range(1, args.repeat + 1):
             with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
                 round_ = throughput_round(args, catalog, portal, Path(scratch_name))

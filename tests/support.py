@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-from aiohttp import web
 
 from exporter.config import Config, parse_config
 from exporter.jobs.export import ExportJob, ExportResult
@@ -21,6 +19,7 @@ from exporter.simulator import (
     PortalSettings,
     RunningPortal,
     SimulatedPortal,
+    serve_in_thread,
     serve_portal,
 )
 
@@ -104,49 +103,14 @@ async def portal_for(
         yield portal
 
 
-@asynccontextmanager
-async def serving(portal: SimulatedPortal) -> AsyncIterator[RunningPortal]:
-    """Serve a portal (whose app the test may have wrapped) on loopback, in this loop."""
-    runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield RunningPortal(f"http://127.0.0.1:{runner.addresses[0][1]}", portal)
-    finally:
-        await runner.cleanup()
-
-
-@contextmanager
 def portal_in_thread(
     catalog: Catalog,
     settings: PortalSettings | None = None,
     prepare: Callable[[SimulatedPortal, asyncio.AbstractEventLoop], None] | None = None,
-) -> Iterator[RunningPortal]:
-    """A simulated portal on its own thread and loop, for the CLI's `main()` and exporter
-    processes; `prepare` may wrap its app (middlewares) before it serves."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def serve() -> None:
-        portal = SimulatedPortal(catalog, settings or PortalSettings(rps=None))
-        holder["loop"] = loop = asyncio.get_running_loop()
-        if prepare is not None:
-            prepare(portal, loop)
-        async with serving(portal) as running:
-            holder["portal"] = running
-            holder["stop"] = stop = asyncio.Event()
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the simulated portal did not start"
-    try:
-        yield holder["portal"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(10)
+) -> AbstractContextManager[RunningPortal]:
+    """The simulated portal on a thread of its own (for the CLI's `main()` and exporter
+    processes), with no rate limit unless `settings` say otherwise."""
+    return serve_in_thread(catalog, settings or PortalSettings(rps=None), prepare)
 
 
 def exported_files(output: Path) -> list[Path]:

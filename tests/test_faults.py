@@ -16,12 +16,12 @@ from aiohttp import web
 from exporter.jobs.export import ExportJob
 from exporter.jobs.state import UNAVAILABLE_THRESHOLD
 from exporter.simulator import Catalog, PortalSettings, SimulatedPortal
+from exporter.simulator import serve as serve_portal_app
 
 from .support import (
     FakeClock,
     export_config,
     exported_files,
-    serving,
     sidecar_of,
     write_manifest,
 )
@@ -32,7 +32,7 @@ Handler = Any
 @asynccontextmanager
 async def serve(portal: SimulatedPortal) -> AsyncIterator[str]:
     """Serve a portal whose app the test may have wrapped; yields its webhook URL."""
-    async with serving(portal) as running:
+    async with serve_portal_app(portal) as running:
         yield running.webhook_url
 
 

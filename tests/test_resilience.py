@@ -42,6 +42,7 @@ from exporter.simulator import (
     RunningPortal,
     SimulatedPortal,
     Stats,
+    serve,
 )
 
 from .support import (
@@ -51,7 +52,6 @@ from .support import (
     portal_for,
     portal_in_thread,
     raw_config,
-    serving,
     sidecar_of,
     write_manifest,
 )
@@ -474,7 +474,7 @@ async def test_links_expired_before_their_download_are_fetched_afresh_once(
     # Every link the first batch carries is dead before the client can use it.
     after_first_batch = once_after_answer(portal.stats, lambda s: s.batches >= 1, two_seconds_pass)
     portal.app.middlewares.append(after_first_batch)
-    async with serving(portal) as running:
+    async with serve(portal) as running:
         config = export_config(running.webhook_url, manifest, tmp_path / "out")
         result = await ExportJob(config, clock=FakeClock()).run()
     stats = portal.stats
@@ -522,7 +522,7 @@ async def test_an_access_token_expiring_mid_run_is_refreshed_once_and_saved(
     after_ten = once_after_answer(portal.stats, lambda s: s.downloads >= 10, token_lifetime_passes)
     portal.app.middlewares.append(after_ten)
     token_file = tmp_path / "tokens.json"
-    async with serving(portal) as running:
+    async with serve(portal) as running:
         config = oauth_config(running, manifest, tmp_path / "out", token_file=str(token_file))
         result = await ExportJob(config, clock=FakeClock()).run()
     stats = portal.stats
@@ -551,7 +551,7 @@ async def test_an_expired_token_with_a_wrong_refresh_token_aborts_with_exit_3(
     settings = PortalSettings(rps=None, faults=FaultSettings(token_ttl=1.0))
     portal = SimulatedPortal(catalog, settings, clock=lambda: now[0])
     now[0] += 2.0  # the configured access token has expired before the run starts
-    async with serving(portal) as running:
+    async with serve(portal) as running:
         config = oauth_config(running, manifest, tmp_path / "out", refresh_token="not-the-one")
         result = await ExportJob(config, clock=FakeClock()).run()
     stats = portal.stats

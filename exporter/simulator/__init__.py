@@ -10,7 +10,7 @@ from .bucket import LeakyBucket
 from .catalog import Catalog, SimImage
 from .faults import FaultSettings
 from .png import MIN_PNG_SIZE
-from .server import RunningPortal, serve_portal
+from .server import RunningPortal, serve, serve_in_thread, serve_portal
 from .settings import PortalSettings
 from .stats import Stats
 
@@ -24,5 +24,7 @@ __all__ = [
     "SimImage",
     "SimulatedPortal",
     "Stats",
+    "serve",
+    "serve_in_thread",
     "serve_portal",
 ]

@@ -59,11 +59,6 @@ class DownloadLinks:
         query = base64.b64encode(f"id={image_id}&_={nonce}&t={issued}".encode()).decode()
         return f"{_SCOPE}|{query}|{self._signature(query, caller)}"
 
-    def image_id_from(self, token: str | None, caller: Caller) -> int | None:
-        """The image id of a genuine token presented with ``caller``'s auth, else None."""
-        link = self.verify(token, caller)
-        return None if link is None else link.image_id
-
     def verify(self, token: str | None, caller: Caller) -> IssuedLink | None:
         """What a genuine token presented with ``caller``'s auth says, else None."""
         if not token:

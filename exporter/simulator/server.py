@@ -1,12 +1,15 @@
-"""Serving a simulated portal over TCP for the duration of an ``async with`` block."""
+"""Serving a simulated portal over TCP: in this event loop for an ``async with`` block, or
+from a thread of its own for a caller that blocks."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -59,11 +62,23 @@ async def serve_portal(
 ) -> AsyncIterator[RunningPortal]:
     """Serve a :class:`SimulatedPortal` on ``host:port`` (0 picks a free port) until exit.
 
-    With ``competitor_share`` set, a competing client runs for as long as the portal is
-    served. ``clock`` and ``sleep`` drive every timed behaviour (tests pass fakes). The
-    access log is off: request paths carry the webhook code and download tokens.
+    ``clock`` and ``sleep`` drive every timed behaviour (tests pass fakes).
     """
     portal = SimulatedPortal(catalog, settings, clock=clock, sleep=sleep)
+    async with serve(portal, host=host, port=port) as running:
+        yield running
+
+
+@asynccontextmanager
+async def serve(
+    portal: SimulatedPortal, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningPortal]:
+    """Serve an existing portal (whose app the caller may have wrapped) until exit.
+
+    With ``competitor_share`` set, a competing client runs for as long as the portal is
+    served. The access log is off: request paths carry the webhook code and download
+    tokens.
+    """
     runner = web.AppRunner(portal.app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     competitor: asyncio.Task[None] | None = None
@@ -80,3 +95,37 @@ async def serve_portal(
             competitor.cancel()
             await asyncio.wait([competitor])  # its CancelledError stays inside the task
         await runner.cleanup()
+
+
+@contextmanager
+def serve_in_thread(
+    catalog: Catalog,
+    settings: PortalSettings | None = None,
+    prepare: Callable[[SimulatedPortal, asyncio.AbstractEventLoop], None] | None = None,
+) -> Iterator[RunningPortal]:
+    """Serve a portal from its own thread and event loop, for a caller that blocks (a
+    CLI's ``main()``, a benchmark timing processes); ``prepare`` may wrap the app
+    (middlewares) in the portal's loop before it serves."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def run() -> None:
+        portal = SimulatedPortal(catalog, settings)
+        holder["loop"] = loop = asyncio.get_running_loop()
+        if prepare is not None:
+            prepare(portal, loop)
+        async with serve(portal) as running:
+            holder["portal"] = running
+            holder["stop"] = stop = asyncio.Event()
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("the simulated portal did not start")
+    try:
+        yield holder["portal"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
