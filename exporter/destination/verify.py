@@ -42,6 +42,7 @@ from exporter.destination.sidecar import (
     parse_sidecar,
 )
 from exporter.errors import ConfigError, LockedError
+from exporter.units import format_bytes
 
 FindingKind = Literal[
     "missing", "corrupt", "orphan", "temporary", "unreadable-sidecar", "unreadable"
@@ -251,7 +252,7 @@ def _refuse_while_a_run_holds_the_lock(root: Path) -> None:
 def render_text(v: Verification) -> str:
     """One line per finding, then a summary line; control characters are escaped."""
     lines = [f"{f.kind}: {_printable(f.path)}: {_printable(f.detail)}" for f in v.findings]
-    checked = f"checked {v.checked} file{'s' if v.checked != 1 else ''} ({_human(v.bytes)})"
+    checked = f"checked {v.checked} file{'s' if v.checked != 1 else ''} ({format_bytes(v.bytes)})"
     where = _printable(str(v.root))
     if v.ok:
         lines.append(f"{checked} in {where}: ok")
@@ -283,12 +284,3 @@ def _printable(text: str) -> str:
 
 def _short(name: str) -> str:
     return name if len(name) <= _MAX_NAME_IN_DETAIL else name[:_MAX_NAME_IN_DETAIL] + "…"
-
-
-def _human(size: int) -> str:
-    amount, unit = float(size), "bytes"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024:
-            break
-        amount, unit = amount / 1024, bigger
-    return f"{size} bytes" if unit == "bytes" else f"{amount:.1f} {unit}"

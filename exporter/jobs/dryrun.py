@@ -17,7 +17,6 @@ from pathlib import Path
 
 from exporter.config import Config
 from exporter.errors import ConfigError, PortalError
-from exporter.jobs.progress import format_duration
 from exporter.jobs.report import Failure
 from exporter.jobs.session import destination_for, http_session, portal_client
 from exporter.jobs.state import Selection, Verdict
@@ -27,6 +26,7 @@ from exporter.portal.catalog import walk_catalog
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import BucketStore, Clock, headroom
+from exporter.units import format_duration
 
 
 @dataclass

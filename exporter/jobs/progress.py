@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from exporter.logs import LOGGER_NAME
+from exporter.units import format_bytes, format_duration
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class BarView:
             bar.total = snap.total
         bar.update(snap.done - bar.n)
         bar.set_postfix_str(
-            f"{_size(snap.bytes)}, {snap.failed} failed, "
+            f"{format_bytes(snap.bytes)}, {snap.failed} failed, "
             f"503s {snap.rate_limited}, retries {snap.retried}",
             refresh=True,
         )
@@ -106,7 +107,7 @@ class LogView:
             snap.exported,
             snap.skipped,
             snap.failed,
-            _size(snap.bytes),
+            format_bytes(snap.bytes),
             rate,
             eta,
             snap.requests,
@@ -124,25 +125,6 @@ def choose_view(enabled: bool, stream: TextIO | None = None) -> ProgressView | N
         return None
     stream = stream or sys.stderr
     return BarView(stream) if stream.isatty() else LogView()
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def format_duration(seconds: float) -> str:
-    """`3h05m`, `4m07s`, `12s`."""
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class DiscoveryFigures(Protocol):
