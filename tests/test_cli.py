@@ -264,4 +264,4 @@ def test_commands_run_on_uvloop_where_it_is_installed() -> None:
         return type(asyncio.get_running_loop()).__module__
 
     assert cli.HAVE_UVLOOP  # a dependency everywhere but Windows
-    assert cli._run(loop_module).startswith("uvloop")
+    assert cli.Runner(progress=False).run(loop_module).startswith("uvloop")

@@ -1,9 +1,9 @@
-"""`demo` and `simulate`: the product against its built-in simulated portal.
+"""`demo`: the product against its built-in simulated portal.
 
-`demo` needs no setup and no network: it starts the simulated portal in-process on
+It needs no setup and no network: it starts the simulated portal in-process on
 loopback with a generated catalog and a tight rate limit, runs a real export against
-it, and reports what the portal saw. `simulate` serves the same portal until stopped,
-for trying the tool by hand.
+it, and reports what the portal saw. `write_manifest` also gives `simulate` its
+manifest of the generated catalog.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import anyio
 
 from exporter.config import parse_config
 from exporter.jobs.export import ExportJob, ExportResult
@@ -89,17 +87,3 @@ def write_manifest(catalog: Catalog, path: Path, product_rows: int = 0) -> None:
         for product_id, image_id in catalog.pairs():
             if product_id not in whole:
                 writer.writerow([product_id, image_id])
-
-
-async def serve_until_stopped(
-    catalog: Catalog, settings: PortalSettings, port: int, announce: list[str]
-) -> None:
-    """Serve the simulated portal until cancelled; print where it is."""
-    async with serve_portal(catalog, settings, port=port) as portal:
-        print(f"simulated portal: {len(catalog.pairs())} images in "
-              f"{len(catalog.product_ids())} products")  # fmt: skip
-        print(f"webhook URL: {portal.webhook_url}")
-        for line in announce:
-            print(line)
-        print("Ctrl-C to stop", flush=True)
-        await anyio.sleep_forever()

@@ -21,6 +21,7 @@ from exporter.config import Config
 from exporter.destination.base import Destination
 from exporter.errors import (
     EXIT_FAILURES,
+    EXIT_INTERRUPTED,
     ConfigError,
     FatalPortalError,
     OutputError,
@@ -37,6 +38,7 @@ from exporter.manifest import validate_manifest
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
 from exporter.portal.ratelimit import BucketStore, Clock
+from exporter.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,24 @@ class ExportResult:
     report_path: Path
     aborted_by: str | None = None
     seconds: float = 0.0  # wall time of the run
+
+    def summary(self) -> str:
+        """The lines printed at the end of a run."""
+        counts = self.report["counts"]
+        requests = self.report["requests"]
+        lines = [
+            f"images: {counts['total']} total, {counts['exported']} exported, "
+            f"{counts['skipped']} already done, {counts['failed']} failed",
+            f"requests: {requests['rest']} REST ({requests['batch']} batches), "
+            f"{requests['download']} downloads, {requests['rateLimited']} rate-limited, "
+            f"{requests['retried']} retried",
+        ]
+        if self.aborted_by:
+            lines.append(f"aborted: {redact(self.aborted_by)}")
+        if self.exit_code == EXIT_INTERRUPTED:
+            lines.append("interrupted: the next run resumes where this one stopped")
+        lines.append(f"report: {self.report_path}")
+        return "\n".join(lines)
 
 
 class ExportJob:

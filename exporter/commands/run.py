@@ -1,0 +1,104 @@
+"""`run`: the export job (or its dry run), its metrics file and its summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exporter.commands.shared import EXIT_CODES
+from exporter.config import Config, load_config
+from exporter.errors import FatalPortalError, UsageError, exit_status
+from exporter.jobs.dryrun import dry_run, render_plan
+from exporter.jobs.export import ExportJob
+from exporter.jobs.metrics import write_metrics
+from exporter.jobs.report import usage_error_report
+from exporter.manifest import formats_help
+from exporter.redact import redact
+
+if TYPE_CHECKING:
+    from exporter.cli import Runner, Subcommands
+
+
+def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """Add `run` and its options."""
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="export the images a manifest names",
+        description="Export the images a manifest names, skipping those already done.",
+        epilog="examples:\n  b24-image-exporter run --config config.yaml\n"
+        "  b24-image-exporter run --config config.yaml --dry-run=metadata\n"
+        "  b24-image-exporter run --config config.yaml --discover --metrics-file b24.prom\n\n"
+        + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+    )
+    run.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help=f"manifest ({formats_help(short=True)}); overrides manifest",
+    )
+    run.add_argument(
+        "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
+    )
+    run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
+    run.add_argument("--force", action="store_true", help="export again images already done")
+    run.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="plan",
+        choices=("plan", "metadata"),
+        metavar="metadata",
+        help="plan only: no download, no file written",
+    )
+    run.add_argument(
+        "--discover",
+        action="store_true",
+        help="export the whole catalog (walked), not a manifest",
+    )
+    run.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="FILE",
+        help="write Prometheus metrics (node_exporter textfile)",
+    )
+    run.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, runner: Runner) -> int:
+    """Run the export (or plan it); write the metrics file however it ends."""
+    try:
+        config = load_config(
+            args.config, manifest=args.manifest, output_dir=args.output, report=args.report
+        )
+        if args.dry_run:
+            return _dry_run(args, config, runner)
+        job = ExportJob(
+            config, force=args.force, progress=runner.progress_view(), discover=args.discover
+        )
+        result = runner.run_job(job.run, lambda: job.result)
+    except UsageError:
+        if args.metrics_file:  # a monitor must see a broken configuration too
+            write_metrics(args.metrics_file, usage_error_report(), 0.0)
+        raise
+    if args.metrics_file:
+        write_metrics(args.metrics_file, result.report, result.seconds)
+    if not args.quiet:
+        print(result.summary())
+    return result.exit_code
+
+
+def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:
+    metadata = args.dry_run == "metadata"
+    try:
+        plan = runner.run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
+    except FatalPortalError as exc:
+        print(f"aborted: {redact(str(exc))}", file=sys.stderr)
+        return exit_status(exc)
+    print(redact(render_plan(plan, config)))
+    return exit_status(failed=bool(plan.failures))

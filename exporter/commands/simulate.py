@@ -1,0 +1,109 @@
+"""`simulate`: serve the simulated portal on loopback until Ctrl-C, for trying the tool by hand."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from exporter.commands.shared import positive
+from exporter.errors import UsageError
+
+if TYPE_CHECKING:
+    from exporter.cli import Runner, Subcommands
+    from exporter.simulator import Catalog, PortalSettings
+
+
+def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """Add `simulate` and its options."""
+    simulate = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="serve the simulated portal until Ctrl-C",
+        description="Serve the simulated portal on loopback and print its webhook URL.",
+        epilog=(
+            "examples:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
+            "  (then set portal.webhook_url to the URL it prints)\n"
+            "  b24-image-exporter simulate --rps 5 --burst 250 --faults \\\n"
+            "      500=0.1,drop=0.05,truncate=0.05,html=0.02,slow=0.01,link_ttl=60,seed=7"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    option = simulate.add_argument
+    option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    option(
+        "--rps",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="requests/s allowed, 0 = no limit (default: 2)",
+    )
+    option("--burst", type=positive, default=50, metavar="B", help="burst allowed (default: 50)")
+    option("--products", type=positive, default=100, metavar="N", help="products (default: 100)")
+    option("--images", type=positive, default=500, metavar="N", help="images (default: 500)")
+    option("--seed", type=int, default=1, help="seed of the generated catalog (default: 1)")
+    option("--manifest-out", type=Path, metavar="FILE", help="write a CSV manifest of every image")
+    option(
+        "--downloads-uncounted",
+        action="store_true",
+        help="downloads outside the limit (default: inside)",
+    )
+    option(
+        "--competitor",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="another client's share of the rate, 0-1 (default: 0)",
+    )
+    option(
+        "--faults",
+        metavar="SPEC",
+        help="faults to inject, see the example (default: none)",
+    )
+    simulate.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, runner: Runner) -> int:
+    """Generate the catalog, serve it until interrupted."""
+    from exporter.jobs.demo import write_manifest
+    from exporter.simulator import Catalog, FaultSettings, PortalSettings
+
+    catalog = Catalog.generate(
+        products=args.products, images=max(args.images, args.products), seed=args.seed
+    )
+    try:
+        settings = PortalSettings(
+            rps=args.rps if args.rps > 0 else None,
+            burst=args.burst,
+            count_downloads=not args.downloads_uncounted,
+            competitor_share=args.competitor,
+            faults=FaultSettings.parse(args.faults) if args.faults else FaultSettings(),
+        )
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
+    announce = []
+    if args.manifest_out:
+        write_manifest(catalog, args.manifest_out)
+        announce.append(f"manifest: {args.manifest_out}")
+    with contextlib.suppress(KeyboardInterrupt):
+        runner.run(lambda: _serve_until_stopped(catalog, settings, args.port, announce))
+    return 0
+
+
+async def _serve_until_stopped(
+    catalog: Catalog, settings: PortalSettings, port: int, announce: list[str]
+) -> None:
+    """Serve the simulated portal until cancelled; print where it is."""
+    from exporter.simulator import serve_portal
+
+    async with serve_portal(catalog, settings, port=port) as portal:
+        print(f"simulated portal: {len(catalog.pairs())} images in "
+              f"{len(catalog.product_ids())} products")  # fmt: skip
+        print(f"webhook URL: {portal.webhook_url}")
+        for line in announce:
+            print(line)
+        print("Ctrl-C to stop", flush=True)
+        await anyio.sleep_forever()
