@@ -1,0 +1,204 @@
+"""The destination protocol, one suite for every implementation (the folder today).
+
+Each implementation comes with a harness that builds it and reads back what it holds,
+so the same tests prove each one: whole or nothing, one name per image, done after a
+commit, nothing left of a discarded or abandoned file, one writer at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from exporter.config import OutputConfig
+from exporter.destination.base import Destination
+from exporter.destination.folder import FolderDestination
+from exporter.destination.index import STATE_DIR
+from exporter.errors import LockedError, OutputError
+from exporter.model import ImageRef, ProductImage
+
+LAYOUT = "{productId}/{name}"  # two images of one name collide: the destination must tell
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+
+
+@dataclass
+class Harness:
+    """Builds one kind of destination and reads back what it holds."""
+
+    make: Callable[[], Destination]
+    listing: Callable[[], set[str]]  # every key it holds, sidecars and leftovers included
+    read: Callable[[str], bytes]
+
+
+def folder_harness(root: Path) -> Harness:
+    def listing() -> set[str]:
+        return {
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and STATE_DIR not in p.parts
+        }
+
+    return Harness(
+        make=lambda: FolderDestination(OutputConfig(root, LAYOUT), "example.bitrix24.com"),
+        listing=listing,
+        read=lambda key: (root / key).read_bytes(),
+    )
+
+
+@pytest.fixture(params=["folder"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    return {"folder": folder_harness}[request.param](tmp_path / "export")
+
+
+@pytest.fixture
+async def destination(harness: Harness) -> AsyncIterator[Destination]:
+    dest = harness.make()
+    await dest.open()
+    yield dest
+    await dest.close()
+
+
+def image(product_id: int, image_id: int, name: str = "front.png") -> ProductImage:
+    fields = {"id": image_id, "productId": product_id, "name": name, "type": "MORE_PHOTO"}
+    return ProductImage(
+        ref=ImageRef(product_id, image_id),
+        name=name,
+        type="MORE_PHOTO",
+        fields=fields,
+        method="catalog.productImage.get",
+        download_url="https://example.bitrix24.com/rest/download.json?auth=x&token=y",
+    )
+
+
+async def test_a_committed_file_lands_whole_with_its_sidecar_and_counts_as_done(
+    harness: Harness, destination: Destination
+) -> None:
+    one = image(1, 7)
+    sink = await destination.open_sink(one, "image/png")
+    await sink.write([PNG[:100], PNG[100:]])
+    saved = await destination.commit(one, sink)
+    await destination.close()
+    assert saved.key == "1/front.png"
+    assert (saved.size, saved.sha256) == (len(PNG), hashlib.sha256(PNG).hexdigest())
+    assert saved.content_type == "image/png"
+    assert harness.read(saved.key) == PNG
+    sidecar = json.loads(harness.read(saved.key + ".json"))
+    assert sidecar["file"] == {
+        "name": "front.png",
+        "size": len(PNG),
+        "sha256": saved.sha256,
+        "contentType": "image/png",
+    }
+    again = harness.make()
+    await again.open()
+    try:
+        assert again.is_done(one.ref)
+        assert not again.is_done(ImageRef(1, 8))
+    finally:
+        await again.close()
+
+
+async def test_nothing_is_under_its_final_name_before_the_commit(
+    harness: Harness, destination: Destination
+) -> None:
+    one = image(2, 9)
+    sink = await destination.open_sink(one, "image/png")
+    await sink.write([PNG])
+    assert sink.key not in harness.listing()
+    assert not destination.is_done(one.ref)
+    sink.discard()
+
+
+async def test_a_discarded_file_leaves_nothing(harness: Harness, destination: Destination) -> None:
+    sink = await destination.open_sink(image(3, 1), "image/png")
+    await sink.write([PNG])
+    sink.discard()
+    sink.discard()  # twice is harmless: cleanup paths may meet the same sink again
+    assert harness.listing() == set()
+
+
+async def test_a_file_abandoned_by_a_killed_run_is_gone_after_the_next_open(
+    harness: Harness, destination: Destination
+) -> None:
+    sink = await destination.open_sink(image(3, 2), "image/png")
+    await sink.write([PNG])  # never committed nor discarded: the process died here
+    await destination.close()
+    next_run = harness.make()
+    await next_run.open()
+    try:
+        assert harness.listing() == set()
+    finally:
+        await next_run.close()
+
+
+async def test_an_image_gets_the_same_name_on_every_attempt(destination: Destination) -> None:
+    one = image(4, 1)
+    first = await destination.open_sink(one, "image/png")
+    first.discard()  # a download that failed, to be retried
+    second = await destination.open_sink(one, "image/png")
+    second.discard()
+    assert first.key == second.key
+
+
+async def test_two_images_of_one_name_get_two_names(
+    harness: Harness, destination: Destination
+) -> None:
+    keys = []
+    for one in (image(5, 1, "same.png"), image(5, 2, "SAME.png"), image(5, 3, "same.png")):
+        sink = await destination.open_sink(one, "image/png")
+        await sink.write([PNG])
+        keys.append((await destination.commit(one, sink)).key)
+    assert len({key.casefold() for key in keys}) == 3  # apart on a case-blind disk too
+    assert all(harness.read(key) == PNG for key in keys)
+
+
+async def test_a_second_writer_is_refused_while_one_holds_the_destination(
+    harness: Harness, destination: Destination
+) -> None:
+    with pytest.raises(LockedError):
+        await harness.make().open()
+
+
+async def test_reading_what_is_done_takes_no_lock_and_writes_nothing(harness: Harness) -> None:
+    reader = harness.make()
+    await reader.open(write=False)
+    try:
+        assert not reader.is_done(ImageRef(1, 1))
+        assert harness.listing() == set()
+        writer = harness.make()
+        await writer.open()  # not refused: the reader holds no lock
+        await writer.close()
+    finally:
+        await reader.close()
+
+
+# The folder's own ways of failing.
+
+
+async def test_a_folder_that_cannot_be_created_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match="cannot create"):
+        await FolderDestination(OutputConfig(blocker / "out", LAYOUT), "portal").open()
+
+
+async def test_a_sidecar_that_cannot_be_written_takes_its_file_back(tmp_path: Path) -> None:
+    root = tmp_path / "export"
+    destination = FolderDestination(OutputConfig(root, LAYOUT), "example.bitrix24.com")
+    await destination.open()
+    try:
+        one = image(6, 1)
+        sink = await destination.open_sink(one, "image/png")
+        await sink.write([PNG])
+        (root / (sink.key + ".json")).mkdir()  # the sidecar's place is taken by a folder
+        with pytest.raises(OutputError, match="cannot write the sidecar"):
+            await destination.commit(one, sink)
+        assert not (root / sink.key).exists()
+        assert not destination.is_done(one.ref)
+    finally:
+        await destination.close()
