@@ -43,9 +43,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from exporter.config import MAX_BATCH_SIZE
 from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_in_thread
 
-BATCH = 50
+BATCH = MAX_BATCH_SIZE  # commands per batch: the ideal packs every one full
 UNLIMITED = {"requests_per_second": 100_000, "burst": 100_000}
 
 

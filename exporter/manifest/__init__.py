@@ -1,6 +1,8 @@
 """The manifest: which products and images to export, in the formats read and written.
 
-Each format is one module, its reader and its writer, entered once in FORMATS.
+Each format is one module (`csv_format`, `yaml_format`) with its reader and its writer,
+entered once in `FORMATS`; what they share (rows, ids, messages) is in `rows`. The help
+text and the error messages list the formats from the registry.
 """
 
 from __future__ import annotations
