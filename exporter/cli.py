@@ -29,8 +29,6 @@ from exporter.redact import redact
 if TYPE_CHECKING:
     from exporter.jobs.export import ExportResult
 
-    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
-
 log = logging.getLogger("exporter.cli")
 
 T = TypeVar("T")
@@ -77,7 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     common = _common_options(defaults=False)
     for command in COMMANDS:
-        command.add_to(commands, common)
+        subparser = commands.add_parser(
+            command.__name__.rpartition(".")[2],
+            parents=[common],
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            epilog=command.EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(subparser)
+        subparser.set_defaults(handler=command.handle)
     return parser
 
 

@@ -9,22 +9,19 @@ from typing import TYPE_CHECKING
 from exporter.commands.shared import positive
 
 if TYPE_CHECKING:
-    from exporter.cli import Runner, Subcommands
+    from exporter.cli import Runner
 
 
-def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    """Add `demo` and its options."""
-    demo = commands.add_parser(
-        "demo",
-        parents=[common],
-        help="run a real export against the built-in simulated portal",
-        description=(
-            "Start the simulated portal on loopback with a generated catalog, export "
-            "from it under its rate limit, and print the summary. No network, no setup."
-        ),
-        epilog="example:\n  b24-image-exporter demo --images 500 --output /tmp/demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "run a real export against the built-in simulated portal"
+DESCRIPTION = (
+    "Start the simulated portal on loopback with a generated catalog, export "
+    "from it under its rate limit, and print the summary. No network, no setup."
+)
+EPILOG = "example:\n  b24-image-exporter demo --images 500 --output /tmp/demo"
+
+
+def add_arguments(demo: argparse.ArgumentParser) -> None:
+    """The options of `demo`."""
     demo.add_argument(
         "--images", type=positive, default=200, metavar="N", help="images (default: 200)"
     )
@@ -35,7 +32,6 @@ def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output folder (default: ./b24-demo-export)",
     )
-    demo.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:

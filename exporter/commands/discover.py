@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import positive
+from exporter.commands.shared import add_config_option, positive
 from exporter.config import load_config
 from exporter.jobs.discovery import DiscoveryJob
 from exporter.jobs.progress import discovery_reporter
@@ -14,32 +14,29 @@ from exporter.manifest import formats_help
 from exporter.redact import redact
 
 if TYPE_CHECKING:
-    from exporter.cli import Runner, Subcommands
+    from exporter.cli import Runner
 
 
-def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    """Add `discover` and its options."""
-    discover = commands.add_parser(
-        "discover",
-        parents=[common],
-        help="write a manifest of every image of some products, or of the catalog",
-        description=(
-            "Write a manifest naming every image of the given products "
-            "(catalog.productImage.list), or of the whole catalog: every catalog, product "
-            "and variation (catalog.product.list, fast paging), then their images — all "
-            "in batches and under the configured rate limit."
-        ),
-        epilog="examples:\n"
-        "  b24-image-exporter discover --config config.yaml --all --out manifest.csv\n"
-        "  b24-image-exporter discover --config config.yaml --product 12 14 --out m.yaml\n\n"
-        "exit codes:\n  0  every image found is in the manifest\n"
-        "  1  some catalogs or products could not be read (named in the log)\n"
-        "  2  usage or configuration error\n  3  the portal refused the job as a whole",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    discover.add_argument(
-        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
-    )
+HELP = "write a manifest of every image of some products, or of the catalog"
+DESCRIPTION = (
+    "Write a manifest naming every image of the given products "
+    "(catalog.productImage.list), or of the whole catalog: every catalog, product "
+    "and variation (catalog.product.list, fast paging), then their images — all "
+    "in batches and under the configured rate limit."
+)
+EPILOG = (
+    "examples:\n"
+    "  b24-image-exporter discover --config config.yaml --all --out manifest.csv\n"
+    "  b24-image-exporter discover --config config.yaml --product 12 14 --out m.yaml\n\n"
+    "exit codes:\n  0  every image found is in the manifest\n"
+    "  1  some catalogs or products could not be read (named in the log)\n"
+    "  2  usage or configuration error\n  3  the portal refused the job as a whole"
+)
+
+
+def add_arguments(discover: argparse.ArgumentParser) -> None:
+    """The options of `discover`."""
+    add_config_option(discover)
     which = discover.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--product", type=positive, nargs="+", metavar="ID", help="these products' images"
@@ -52,7 +49,6 @@ def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help=f"manifest to write ({formats_help(short=True)})",
     )
-    discover.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:

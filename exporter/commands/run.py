@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import EXIT_CODES
+from exporter.commands.shared import EXIT_CODES, add_config_option
 from exporter.config import Config, load_config
 from exporter.errors import FatalPortalError, UsageError, exit_status
 from exporter.jobs.dryrun import dry_run, render_plan
@@ -18,25 +18,22 @@ from exporter.manifest import formats_help
 from exporter.redact import redact
 
 if TYPE_CHECKING:
-    from exporter.cli import Runner, Subcommands
+    from exporter.cli import Runner
 
 
-def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    """Add `run` and its options."""
-    run = commands.add_parser(
-        "run",
-        parents=[common],
-        help="export the images a manifest names",
-        description="Export the images a manifest names, skipping those already done.",
-        epilog="examples:\n  b24-image-exporter run --config config.yaml\n"
-        "  b24-image-exporter run --config config.yaml --dry-run=metadata\n"
-        "  b24-image-exporter run --config config.yaml --discover --metrics-file b24.prom\n\n"
-        + EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
-    )
+HELP = "export the images a manifest names"
+DESCRIPTION = "Export the images a manifest names, skipping those already done."
+EPILOG = (
+    "examples:\n  b24-image-exporter run --config config.yaml\n"
+    "  b24-image-exporter run --config config.yaml --dry-run=metadata\n"
+    "  b24-image-exporter run --config config.yaml --discover --metrics-file b24.prom\n\n"
+    + EXIT_CODES
+)
+
+
+def add_arguments(run: argparse.ArgumentParser) -> None:
+    """The options of `run`."""
+    add_config_option(run)
     run.add_argument(
         "--manifest",
         type=Path,
@@ -67,7 +64,6 @@ def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write Prometheus metrics (node_exporter textfile)",
     )
-    run.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 EXIT_CODES = """\
 exit codes:
@@ -24,3 +25,10 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, which every command that talks to a portal needs."""
+    parser.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+    )

@@ -13,25 +13,22 @@ from exporter.commands.shared import positive
 from exporter.errors import UsageError
 
 if TYPE_CHECKING:
-    from exporter.cli import Runner, Subcommands
+    from exporter.cli import Runner
     from exporter.simulator import Catalog, PortalSettings
 
 
-def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    """Add `simulate` and its options."""
-    simulate = commands.add_parser(
-        "simulate",
-        parents=[common],
-        help="serve the simulated portal until Ctrl-C",
-        description="Serve the simulated portal on loopback and print its webhook URL.",
-        epilog=(
-            "examples:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
-            "  (then set portal.webhook_url to the URL it prints)\n"
-            "  b24-image-exporter simulate --rps 5 --burst 250 --faults \\\n"
-            "      500=0.1,drop=0.05,truncate=0.05,html=0.02,slow=0.01,link_ttl=60,seed=7"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "serve the simulated portal until Ctrl-C"
+DESCRIPTION = "Serve the simulated portal on loopback and print its webhook URL."
+EPILOG = (
+    "examples:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
+    "  (then set portal.webhook_url to the URL it prints)\n"
+    "  b24-image-exporter simulate --rps 5 --burst 250 --faults \\\n"
+    "      500=0.1,drop=0.05,truncate=0.05,html=0.02,slow=0.01,link_ttl=60,seed=7"
+)
+
+
+def add_arguments(simulate: argparse.ArgumentParser) -> None:
+    """The options of `simulate`."""
     option = simulate.add_argument
     option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     option(
@@ -63,7 +60,6 @@ def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="faults to inject, see the example (default: none)",
     )
-    simulate.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:

@@ -10,30 +10,28 @@ from exporter.destination.verify import render_json, render_text, verify_output
 from exporter.errors import exit_status
 
 if TYPE_CHECKING:
-    from exporter.cli import Runner, Subcommands
+    from exporter.cli import Runner
 
 
-def add_to(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    """Add `verify` and its options."""
-    verify = commands.add_parser(
-        "verify",
-        parents=[common],
-        help="re-hash an export against its sidecars",
-        description=(
-            "Re-hash every exported file against its sidecar and list what is wrong: "
-            "corrupt files, files missing for their sidecars, files without sidecars, "
-            "temporaries left by a killed run. Writes nothing."
-        ),
-        epilog="example:\n  b24-image-exporter verify --output ./export\n\n"
-        "exit codes:\n  0  everything matches\n  1  something is wrong (listed)\n"
-        "  2  no such folder, or a run is exporting into it",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "re-hash an export against its sidecars"
+DESCRIPTION = (
+    "Re-hash every exported file against its sidecar and list what is wrong: "
+    "corrupt files, files missing for their sidecars, files without sidecars, "
+    "temporaries left by a killed run. Writes nothing."
+)
+EPILOG = (
+    "example:\n  b24-image-exporter verify --output ./export\n\n"
+    "exit codes:\n  0  everything matches\n  1  something is wrong (listed)\n"
+    "  2  no such folder, or a run is exporting into it"
+)
+
+
+def add_arguments(verify: argparse.ArgumentParser) -> None:
+    """The options of `verify`."""
     verify.add_argument(
         "--output", type=Path, required=True, metavar="DIR", help="the export folder to check"
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
-    verify.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:

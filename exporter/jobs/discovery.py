@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from exporter.config import Config
@@ -33,35 +33,26 @@ class DiscoveryResult:
     aborted_by: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class DiscoveryJob:
     """`discover`: every image of some products, or of the whole catalog, into a manifest."""
 
-    def __init__(
-        self,
-        config: Config,
-        out: Path,
-        *,
-        products: list[int] | None = None,
-        on_change: Callable[[DiscoveryProgress], None] | None = None,
-        clock: Clock | None = None,
-        budget: BucketStore | None = None,
-    ) -> None:
-        """`products` None walks the whole catalog; `on_change` sees each step."""
-        self.config = config
-        self.out = out
-        self.products = products
-        self._on_change = on_change
-        self._clock = clock
-        self._budget = budget
+    config: Config
+    out: Path  # the manifest to write
+    _: KW_ONLY
+    products: list[int] | None = None  # None walks the whole catalog
+    on_change: Callable[[DiscoveryProgress], None] | None = None  # sees each step
+    clock: Clock | None = None
+    budget: BucketStore | None = None  # the limiter's state; by default the shared file
 
     async def run(self) -> DiscoveryResult:
         """Raises `UsageError` for an unwritable manifest name before any request."""
         check_manifest_path(self.out)
         config = self.config
-        found = DiscoveryProgress(on_change=self._on_change)
+        found = DiscoveryProgress(on_change=self.on_change)
         rows = 0
         async with http_session(config) as session:
-            client = portal_client(config, session, clock=self._clock, budget=self._budget)
+            client = portal_client(config, session, clock=self.clock, budget=self.budget)
             fetcher = MetadataFetcher(client, batch_size=config.batch_size)
             pages: AsyncIterable[list[int]] | list[list[int]]
             try:
