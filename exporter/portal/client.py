@@ -139,25 +139,28 @@ class PortalClient:
                 tries = step.tries
                 if isinstance(exc, RateLimitedError):
                     self.counts.rate_limited += 1
-                if step.action is Action.SLOW_DOWN and paced:
-                    assert isinstance(exc, RateLimitedError)
-                    self._limiter.on_rate_limited(exc.sent_at)
-                    log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
-                elif step.action is Action.SLOW_DOWN:
-                    await self._clock.sleep(self._rng.uniform(0, step.backoff))
-                elif step.action is Action.REFRESH:
-                    assert isinstance(exc, ExpiredTokenError)
-                    stale = exc.stale_auth or {}
-                elif step.action is Action.RETRY:
-                    self.counts.retried += 1
-                    delay = self._rng.uniform(0, step.backoff)
-                    log.debug("retrying in %.1fs after %s", delay, exc)
-                    await self._clock.sleep(delay)
-                elif step.action is not Action.WAIT:  # the operating budget parks the method
-                    if isinstance(exc, ExpiredTokenError):
+                match step.action:
+                    case Action.SLOW_DOWN if paced:
+                        assert isinstance(exc, RateLimitedError)
+                        self._limiter.on_rate_limited(exc.sent_at)
+                        log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
+                    case Action.SLOW_DOWN:  # outside the limiter: back off instead
+                        await self._clock.sleep(self._rng.uniform(0, step.backoff))
+                    case Action.WAIT:
+                        pass  # the operating budget has parked the method until its reset
+                    case Action.REFRESH:
+                        assert isinstance(exc, ExpiredTokenError)
+                        stale = exc.stale_auth or {}
+                    case Action.RETRY:
+                        self.counts.retried += 1
+                        delay = self._rng.uniform(0, step.backoff)
+                        log.debug("retrying in %.1fs after %s", delay, exc)
+                        await self._clock.sleep(delay)
+                    case _ if isinstance(exc, ExpiredTokenError):
                         problem = "the refreshed token was refused too"
                         raise FatalPortalError(exc.code, problem) from None
-                    raise
+                    case _:
+                        raise
 
     async def download(self, url: str, receive: Callable[[Incoming], Awaitable[T]]) -> T:
         """GET a `downloadUrl` and hand its body to `receive`, retried as the policy says.
