@@ -137,8 +137,10 @@ class Runner:
         self,
         start: Callable[[], Awaitable[ExportResult]],
         result_of: Callable[[], ExportResult | None],
+        on_signal: Callable[[int], None],
     ) -> ExportResult:
-        """Run a job; SIGINT/SIGTERM cancel it, and its report still lands."""
+        """Run a job; SIGINT/SIGTERM cancel it (told first to `on_signal`, so its exit
+        status can say which), and its report still lands."""
 
         async def supervise() -> ExportResult | None:
             async with anyio.create_task_group() as tg:
@@ -147,6 +149,7 @@ class Runner:
                     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                         async for received in signals:
                             log.warning("%s received: stopping", signal.Signals(received).name)
+                            on_signal(received)
                             tg.cancel_scope.cancel()
                             return
 

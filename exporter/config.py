@@ -148,6 +148,20 @@ def load_config(
     )
 
 
+def portal_host_of(path: Path, env: Mapping[str, str] | None = None) -> str:
+    """The portal a config file names, as far as it can be read: for the metrics of a run
+    whose config is not valid ("" when even that cannot be told)."""
+    environ = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        portal = raw["portal"]
+        url = portal.get("webhook_url") or portal["oauth"]["portal_url"]
+        url = _ENV_REFERENCE.sub(lambda m: environ.get(m.group(1) or "", "$"), str(url))
+        return urlsplit(url.strip()).netloc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return ""
+
+
 def parse_config(
     raw: Mapping[str, Any],
     *,

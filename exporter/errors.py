@@ -21,6 +21,7 @@ contain credentials.
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,7 +30,8 @@ EXIT_OK = 0
 EXIT_FAILURES = 1  # the run finished, some images failed
 EXIT_USAGE = 2  # configuration, manifest or lock: nothing was requested
 EXIT_ABORTED = 3  # the portal refused the job as a whole
-EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM
+EXIT_INCOMPLETE = 4  # the backup did not complete: the output or the portal gave out
+EXIT_INTERRUPTED = 130  # SIGINT; any signal N is 128 + N (SIGTERM: 143)
 
 
 class ExporterError(Exception):
@@ -155,11 +157,24 @@ class StaleLinkError(DownloadError):
 
 
 class OutputError(ExporterError):
-    """Writing under the output directory failed (disk full, no permission)."""
+    """Writing under the output directory failed (disk full, read-only, not a folder)."""
+
+    exit_code = EXIT_INCOMPLETE
 
 
 class PortalUnavailableError(ExporterError):
-    """Image after image failed transiently with no success between: the run stops."""
+    """The portal stopped answering: image after image failed transiently with no success
+    between, or nothing it was asked got an answer."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+class Interrupted(ExporterError):
+    """A signal stopped the run; it exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 # The classification of portal answers.
@@ -278,19 +293,17 @@ def primary_exception(group: BaseExceptionGroup[BaseException]) -> BaseException
     return flat[0] if flat else group
 
 
-def exit_status(
-    stopped_by: BaseException | None = None, *, failed: bool = False, refused: bool = False
-) -> int:
+def exit_status(stopped_by: BaseException | None = None, *, failed: bool = False) -> int:
     """The process's exit status for how a run ended.
 
-    `stopped_by` is what ended it early (an error of the tree carries its code; a
-    signal is 130; anything else is a bug, 1); a run that finished is 1 when anything
-    `failed`, 3 when every failure was the portal's refusal (`refused`), else 0.
+    `stopped_by` is what ended it early: an error of the tree carries its code, a
+    signal is 128 + its number (Ctrl-C without one: 130), anything else is a bug (1).
+    A run that finished is 1 when anything `failed`, else 0.
     """
     if stopped_by is None:
-        if refused:
-            return EXIT_ABORTED
         return EXIT_FAILURES if failed else EXIT_OK
+    if isinstance(stopped_by, Interrupted):
+        return 128 + stopped_by.signum
     if isinstance(stopped_by, ExporterError):
         return stopped_by.exit_code
     if isinstance(stopped_by, KeyboardInterrupt | asyncio.CancelledError):

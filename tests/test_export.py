@@ -354,7 +354,11 @@ async def test_a_second_run_into_a_locked_output_is_refused_before_any_request(
             await export(portal, manifest, out)
         stats = portal.stats
     assert stats.http_requests == 0
-    assert not (out / "report.json").exists()
+    report = json.loads((out / "report.json").read_text())  # a run that could not start says so
+    assert report["exitCode"] == 2
+    assert "holds the lock" in report["abortedBy"]
+    assert report["portal"] == portal.base_url.removeprefix("http://")
+    assert report["counts"] == {"total": 0, "exported": 0, "skipped": 0, "failed": 0}
 
 
 async def test_temporaries_of_an_interrupted_run_are_removed_at_start(tmp_path: Path) -> None:

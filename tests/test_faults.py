@@ -106,7 +106,7 @@ async def test_a_full_disk_stops_the_run_with_a_clear_message_and_no_half_file(
     portal = SimulatedPortal(catalog, PortalSettings(rps=None))
     async with serve(portal) as webhook:
         result = await ExportJob(export_config(webhook, manifest, out)).run()
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # the backup did not complete
     assert result.aborted_by is not None
     assert "No space left on device" in result.aborted_by
     assert str(out) in result.aborted_by
@@ -126,7 +126,7 @@ async def test_an_unreachable_portal_stops_the_run_instead_of_failing_every_imag
     config = export_config(f"http://127.0.0.1:{port}/rest/1/abcdef12/", manifest, tmp_path / "o")
     clock = FakeClock()
     result = await ExportJob(config, clock=clock).run()
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # the backup did not complete
     assert result.aborted_by is not None
     assert "in a row failed after every retry" in result.aborted_by
     assert "CONNECT_FAILED" in result.aborted_by

@@ -77,7 +77,7 @@ def test_a_run_that_cannot_start_still_tells_the_monitor(tmp_path: Path) -> None
 
 
 def test_label_values_are_escaped() -> None:
-    report = usage_error_report()
+    report = usage_error_report("", "no manifest")
     report["portal"] = 'odd"host\\with\nnewline'
     found = samples(render_metrics(report, 1.5))
     labels = (("portal", 'odd"host\\with\nnewline'),)
@@ -86,10 +86,10 @@ def test_label_values_are_escaped() -> None:
 
 def test_the_file_is_replaced_atomically(tmp_path: Path) -> None:
     metrics = tmp_path / "b24.prom"
-    write_metrics(metrics, usage_error_report(), 1.0)
+    write_metrics(metrics, usage_error_report("", "no manifest"), 1.0)
     with metrics.open() as reader_of_the_old_file:
         old_inode = os.fstat(reader_of_the_old_file.fileno()).st_ino
-        write_metrics(metrics, usage_error_report(), 2.0)
+        write_metrics(metrics, usage_error_report("", "no manifest"), 2.0)
         assert "duration_seconds{" in reader_of_the_old_file.read()  # still whole
     assert metrics.stat().st_ino != old_inode  # a new file took the name at once
     assert 'last_run_duration_seconds{portal=""} 2' in metrics.read_text()
@@ -101,5 +101,5 @@ def test_an_unwritable_metrics_path_is_logged_not_fatal(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert write_metrics(blocker / "b24.prom", usage_error_report(), 1.0) is False
+    assert write_metrics(blocker / "b24.prom", usage_error_report("", "no manifest"), 1.0) is False
     assert "cannot write the metrics file" in caplog.text

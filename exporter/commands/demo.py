@@ -40,7 +40,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     from exporter.jobs.demo import DEMO_BURST, DEMO_RATE, Demo
 
     demo = Demo(args.images, args.output, progress=runner.progress_view())
-    result = runner.run_job(demo.run, lambda: demo.job.result if demo.job else None)
+    result = runner.run_job(demo.run, lambda: demo.job.result if demo.job else None, demo.interrupt)
     if not args.quiet:
         print(result.summary())
         f = demo.figures

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter.commands.shared import EXIT_CODES, add_config_option
-from exporter.config import Config, load_config
-from exporter.errors import FatalPortalError, UsageError, exit_status
+from exporter.config import Config, load_config, portal_host_of
+from exporter.errors import EXIT_INCOMPLETE, FatalPortalError, UsageError, exit_status
 from exporter.jobs.dryrun import dry_run, render_plan
 from exporter.jobs.export import ExportJob
 from exporter.jobs.metrics import write_metrics
-from exporter.jobs.report import usage_error_report
+from exporter.jobs.report import usage_error_report, write_report
 from exporter.manifest import formats_help
 from exporter.redact import redact
 
@@ -67,26 +67,41 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
-    """Run the export (or plan it); write the metrics file however it ends."""
+    """Run the export (or plan it); the report and the metrics file land however it ends."""
     try:
         config = load_config(
             args.config, manifest=args.manifest, output_dir=args.output, report=args.report
         )
-        if args.dry_run:
-            return _dry_run(args, config, runner)
-        job = ExportJob(
-            config, force=args.force, progress=runner.progress_view(), discover=args.discover
-        )
-        result = runner.run_job(job.run, lambda: job.result)
-    except UsageError:
-        if args.metrics_file:  # a monitor must see a broken configuration too
-            write_metrics(args.metrics_file, usage_error_report(), 0.0)
+    except UsageError as exc:
+        _could_not_start(args, exc)
         raise
-    if args.metrics_file:
-        write_metrics(args.metrics_file, result.report, result.seconds)
+    if args.dry_run:
+        return _dry_run(args, config, runner)
+    job = ExportJob(
+        config, force=args.force, progress=runner.progress_view(), discover=args.discover
+    )
+    try:
+        result = runner.run_job(job.run, lambda: job.result, job.interrupt)
+    except UsageError:  # the job could not start; its report says why
+        if args.metrics_file and job.result is not None:
+            write_metrics(args.metrics_file, job.result.report, job.result.seconds)
+        raise
+    exit_code = result.exit_code
+    if args.metrics_file and not write_metrics(args.metrics_file, result.report, result.seconds):
+        exit_code = exit_code or EXIT_INCOMPLETE  # a monitor would not see this run
     if not args.quiet:
         print(result.summary())
-    return result.exit_code
+    return exit_code
+
+
+def _could_not_start(args: argparse.Namespace, error: UsageError) -> None:
+    """A configuration that cannot be used is a run that did not happen: say so where a
+    monitor looks (the report given with --report, the metrics file), with the portal."""
+    report = usage_error_report(portal_host_of(args.config), str(error))
+    if args.report:
+        write_report(args.report, report)
+    if args.metrics_file:
+        write_metrics(args.metrics_file, report, 0.0)
 
 
 def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:

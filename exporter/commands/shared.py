@@ -8,11 +8,13 @@ from pathlib import Path
 EXIT_CODES = """\
 exit codes:
   0    every image is exported or was already done (verify: all files match)
-  1    some images failed, or the run stopped early (full disk, portal
-       unreachable); the report says which
-  2    usage, configuration or manifest error: nothing was requested
+  1    the run finished, but some images failed; the report names them
+  2    usage, configuration or manifest error, or another run holds the lock:
+       nothing was requested
   3    the portal refused the job as a whole (credentials, scope, plan, block)
-  130  interrupted (SIGINT/SIGTERM); the report is still written
+  4    the backup did not complete: the output cannot be written (disk full,
+       read-only, not a folder) or the portal stopped answering
+  130  interrupted by SIGINT (143: SIGTERM); the report is still written
 """
 
 

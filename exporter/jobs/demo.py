@@ -50,6 +50,11 @@ class Demo:
         self.job: ExportJob | None = None
         self.figures: PortalFigures | None = None
 
+    def interrupt(self, signum: int) -> None:
+        """A signal is about to stop the demo's export."""
+        if self.job is not None:
+            self.job.interrupt(signum)
+
     async def run(self) -> ExportResult:
         settings = PortalSettings(rps=DEMO_RATE, burst=DEMO_BURST)
         with tempfile.TemporaryDirectory(prefix="b24-demo-") as scratch:

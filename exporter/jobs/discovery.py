@@ -13,7 +13,12 @@ from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from exporter.config import Config
-from exporter.errors import AccessDeniedError, FatalPortalError, exit_status
+from exporter.errors import (
+    AccessDeniedError,
+    FatalPortalError,
+    PortalUnavailableError,
+    exit_status,
+)
 from exporter.jobs.session import http_session, portal_client
 from exporter.manifest import check_manifest_path, write_manifest
 from exporter.portal.catalog import DiscoveryProgress, discover_images, walk_catalog
@@ -66,7 +71,7 @@ class DiscoveryJob:
                     pages = [self.products]
                 refs = discover_images(client, fetcher, pages, progress=found)
                 rows = await write_manifest(self.out, refs)
-            except FatalPortalError as exc:
+            except (FatalPortalError, PortalUnavailableError) as exc:
                 log.error("aborted: %s", exc)
                 return DiscoveryResult(exit_status(exc), rows, found, str(exc))
         for iblock, error in found.skipped_iblocks:
@@ -75,6 +80,6 @@ class DiscoveryJob:
             log.warning("no images found: %s has no rows", self.out)
         denied = [e for _, e in found.failed_products if isinstance(e, AccessDeniedError)]
         if rows == 0 and found.failed_products and len(denied) == len(found.failed_products):
-            refused = exit_status(failed=True, refused=True)
-            return DiscoveryResult(refused, rows, found, "access denied for every product")
+            refusal = FatalPortalError(denied[0].code, "access denied for every product")
+            return DiscoveryResult(exit_status(refusal), rows, found, refusal.description)
         return DiscoveryResult(exit_status(failed=not found.complete), rows, found)

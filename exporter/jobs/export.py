@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 
 from exporter.config import Config
 from exporter.destination.base import Destination
 from exporter.errors import (
-    EXIT_FAILURES,
+    EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     ConfigError,
     FatalPortalError,
+    Interrupted,
     OutputError,
     PortalUnavailableError,
     UsageError,
@@ -66,7 +69,7 @@ class ExportResult:
         ]
         if self.aborted_by:
             lines.append(f"aborted: {redact(self.aborted_by)}")
-        if self.exit_code == EXIT_INTERRUPTED:
+        if self.exit_code >= EXIT_INTERRUPTED:
             lines.append("interrupted: the next run resumes where this one stopped")
         lines.append(f"report: {self.report_path}")
         return "\n".join(lines)
@@ -99,63 +102,58 @@ class ExportJob:
         self._budget = budget
         self._progress = progress
         self._destination = destination or destination_for(config)
+        self._signal: int | None = None  # the signal that stopped the run, if one did
+
+    def interrupt(self, signum: int) -> None:
+        """A signal is about to cancel the run: its exit status says which (128 + N)."""
+        self._signal = signum
 
     async def run(self) -> ExportResult:
-        """Validate, lock the output, export, write the report; returns how it ended.
+        """Check, open the destination, export, write the report; returns how it ended.
 
-        Raises `UsageError` (nothing requested) before the run starts. If the run is
-        cancelled (a signal), the report is written and `self.result` set before the
-        cancellation propagates.
+        The report is written however the run ends, also when it could not start. A
+        `UsageError` (nothing was requested) is raised after it is written, and so is a
+        cancellation (a signal); `self.result` is set before either propagates.
         """
-        config = self.config
-        if self.discover:
-            log.info("exporting every catalog image of %s into %s", config.portal.host,
-                     config.output.dir)  # fmt: skip
-        elif config.manifest is None:
-            raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
-        else:
-            rows = validate_manifest(config.manifest)
-            log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
-                     config.output.dir)  # fmt: skip
-        await self._destination.open()
-        try:
-            return await self._run_locked(self._destination)
-        finally:
-            await self._destination.close()
-
-    async def _run_locked(self, destination: Destination) -> ExportResult:
         config = self.config
         started = datetime.now(UTC)
         began = time.monotonic()
         tally = Tally()
+        state = RunState(tally)
         counts = RequestCounts()
         stopped_by: BaseException | None = None
-        exit_code = EXIT_FAILURES  # unless the pipeline finishes and says otherwise
         try:
-            async with http_session(config) as session:
-                client = self._client(session)
-                counts = client.counts
-                state = RunState(tally)
-                pipeline = Pipeline(
-                    config, client, destination, state, force=self.force, discover=self.discover
-                )
+            self._check_manifest()
+            await self._destination.open()
+            try:
+                async with http_session(config) as session:
+                    client = self._client(session)
+                    counts = client.counts
+                    pipeline = Pipeline(
+                        config, client, self._destination, state,
+                        force=self.force, discover=self.discover,
+                    )  # fmt: skip
 
-                def snapshot() -> Snapshot:
-                    return _snapshot(tally, client.counts, time.monotonic() - began)
+                    def snapshot() -> Snapshot:
+                        return _snapshot(tally, client.counts, time.monotonic() - began)
 
-                await pipeline.run(self._progress, snapshot)
-                if self._progress is not None:
-                    self._progress.close(snapshot())
-            exit_code = state.exit_code()
+                    await pipeline.run(self._progress, snapshot)
+                    if self._progress is not None:
+                        self._progress.close(snapshot())
+            finally:
+                await self._destination.close()
+            stopped_by = state.verdict()
+            if stopped_by is not None:
+                log.error("aborted: %s", stopped_by)
         except STOPS_THE_RUN as exc:
             stopped_by = exc
             log.error("aborted: %s", exc)
         except BaseException as exc:
-            stopped_by = exc
+            cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+            stopped_by = Interrupted(self._signal) if cancelled and self._signal else exc
             raise
         finally:
-            if stopped_by is not None:
-                exit_code = exit_status(stopped_by)
+            exit_code = exit_status(stopped_by, failed=state.failed)
             aborted_by = _aborted_by(stopped_by)
             report = build_report(
                 started_at=started,
@@ -166,10 +164,25 @@ class ExportJob:
                 exit_code=exit_code,
                 aborted_by=aborted_by,
             )
-            write_report(config.report, report)
+            if not write_report(config.report, report) and exit_code == EXIT_OK:
+                # A nightly run whose report cannot land has not told the truth: not 0.
+                exit_code = report["exitCode"] = EXIT_INCOMPLETE
             seconds = time.monotonic() - began
             self.result = ExportResult(exit_code, report, config.report, aborted_by, seconds)
         return self.result
+
+    def _check_manifest(self) -> None:
+        """Validate the manifest before any request (a whole-catalog run needs none)."""
+        config = self.config
+        if self.discover:
+            log.info("exporting every catalog image of %s into %s", config.portal.host,
+                     config.output.dir)  # fmt: skip
+        elif config.manifest is None:
+            raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
+        else:
+            rows = validate_manifest(config.manifest)
+            log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
+                     config.output.dir)  # fmt: skip
 
     def _client(self, session: aiohttp.ClientSession) -> PortalClient:
         return portal_client(self.config, session, clock=self._clock, budget=self._budget)
@@ -181,7 +194,7 @@ STOPS_THE_RUN = (FatalPortalError, OutputError, PortalUnavailableError)
 
 def _aborted_by(stopped_by: BaseException | None) -> str | None:
     """Why a run stopped early, for the report: None when it finished or was interrupted."""
-    if stopped_by is None or not isinstance(stopped_by, Exception):
+    if not isinstance(stopped_by, Exception) or isinstance(stopped_by, Interrupted):
         return None
     if isinstance(stopped_by, (*STOPS_THE_RUN, UsageError)):
         return str(stopped_by)

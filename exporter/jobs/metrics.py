@@ -20,13 +20,21 @@ log = logging.getLogger(__name__)
 PREFIX = "b24_image_exporter_"
 
 
-def render_metrics(report: dict[str, Any], duration_seconds: float) -> str:
-    """The Prometheus text exposition of a run's report."""
+def render_metrics(
+    report: dict[str, Any], duration_seconds: float, last_success: float = 0.0
+) -> str:
+    """The Prometheus text exposition of a run's report; `last_success` is when an earlier
+    run last exited 0 (0 for never), kept when this one did not."""
     counts, requests = report["counts"], report["requests"]
     finished = datetime.fromisoformat(report["finishedAt"].replace("Z", "+00:00"))
+    if report["exitCode"] == 0:
+        last_success = finished.timestamp()
     gauges: list[tuple[str, str, float, dict[str, str]]] = [
         ("last_run_timestamp_seconds", "Unix time the last run finished.",
          finished.timestamp(), {}),
+        ("last_success_timestamp_seconds",
+         "Unix time a run last left every image exported (exit 0); 0 for never.",
+         last_success, {}),
         ("last_run_success", "1 if the last run left every image exported (exit 0), else 0.",
          1.0 if report["exitCode"] == 0 else 0.0, {}),
         ("last_run_exit_code", "Exit code of the last run.", report["exitCode"], {}),
@@ -63,14 +71,32 @@ def render_metrics(report: dict[str, Any], duration_seconds: float) -> str:
 
 
 def write_metrics(path: Path, report: dict[str, Any], duration_seconds: float) -> bool:
-    """Replace the metrics file atomically; a failure is logged, not raised."""
+    """Replace the metrics file atomically, carrying the last success over from the file
+    it replaces; a failure is logged, not raised."""
+    text = render_metrics(report, duration_seconds, _last_success_in(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic_sync(path, render_metrics(report, duration_seconds).encode("utf-8"))
+        write_atomic_sync(path, text.encode("utf-8"))
     except OSError as exc:
         log.error("cannot write the metrics file %s: %s", path, exc.strerror)
         return False
     return True
+
+
+def _last_success_in(path: Path) -> float:
+    """The last-success time an earlier run wrote into the metrics file (0 if none)."""
+    name = PREFIX + "last_success_timestamp_seconds"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0.0
+    for line in lines:
+        if line.startswith(name + "{"):
+            try:
+                return float(line.rpartition(" ")[2])
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def _family(name: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:

@@ -102,16 +102,17 @@ def build_report(
     return report
 
 
-def usage_error_report() -> dict[str, Any]:
+def usage_error_report(portal: str, reason: str) -> dict[str, Any]:
     """The report of a run that could not start (exit 2): nothing counted, nothing sent."""
     now = datetime.now(UTC)
     return build_report(
         started_at=now,
         finished_at=now,
-        portal="",
+        portal=portal,
         tally=Tally(),
         counts=RequestCounts(),
         exit_code=EXIT_USAGE,
+        aborted_by=reason,
     )
 
 

@@ -20,7 +20,6 @@ from exporter.errors import (
     FatalPortalError,
     PortalUnavailableError,
     TransientError,
-    exit_status,
 )
 from exporter.jobs.report import Failure, Tally
 from exporter.model import ImageRef
@@ -72,6 +71,9 @@ class RunState:
         self._images_read = 0  # images whose metadata the portal returned
         self._denied = 0  # access-denied failures
         self._transient_streak = 0  # transient failures since the last success
+        self._transient = 0  # transient failures in all
+        self._last_error = ""  # the last failure, for a message
+        self._last_code = ""  # the last access-denied code
 
     def count(self, verdict: Verdict) -> bool:
         """Count an image the selection judged; True when it is to be exported."""
@@ -109,7 +111,9 @@ class RunState:
         self.tally.fail(Failure.of(product_id, image_id, error))
         what = f"product {product_id}" + (f" image {image_id}" if image_id is not None else "")
         log.warning("%s failed: %s", what, redact(str(error)))
+        self._last_error = str(error)
         if isinstance(error, TransientError):
+            self._transient += 1
             self._transient_streak += 1
             if self._transient_streak >= UNAVAILABLE_THRESHOLD:
                 raise PortalUnavailableError(
@@ -118,6 +122,7 @@ class RunState:
                 )
         if isinstance(error, AccessDeniedError):
             self._denied += 1
+            self._last_code = error.code
             if self._images_read == 0 and self._denied >= DENIED_EVERYWHERE_THRESHOLD:
                 raise FatalPortalError(
                     error.code,
@@ -126,16 +131,26 @@ class RunState:
                     error.status,
                 )
 
-    def exit_code(self) -> int:
-        """0 when every image is exported or done; 3 when access was denied for all."""
+    @property
+    def failed(self) -> bool:
+        """Whether anything was left out: an image failed, or a catalog was not walked."""
+        return self.tally.failed > 0 or bool(self.tally.warnings)
+
+    def verdict(self) -> ExporterError | None:
+        """What a finished run amounts to: None when it did its job (some images may have
+        failed), else the error it fell short by — access denied for every image, or a
+        portal that answered nothing."""
         tally = self.tally
-        failed = tally.failed > 0 or bool(tally.warnings)
-        refused = (
-            failed
-            and self._images_read == 0
-            and tally.skipped == 0
-            and self._denied == tally.failed
-        )
-        if refused:
-            log.error("access denied for every image: the credentials cannot read the catalog")
-        return exit_status(failed=failed, refused=refused)
+        if not self.failed or self._images_read:
+            return None  # the portal answered: what failed, failed image by image
+        if not tally.skipped and self._denied == tally.failed:
+            return FatalPortalError(
+                self._last_code or "ACCESS_DENIED",
+                "access denied for every image: the credentials cannot read the catalog",
+            )
+        if tally.failed and self._transient == tally.failed:
+            return PortalUnavailableError(
+                f"the portal answered none of the {tally.failed} images after every retry "
+                f"(last: {self._last_error}); run again when the portal answers"
+            )
+        return None

@@ -30,6 +30,7 @@ from exporter.errors import (
     ImageError,
     OperationTimeLimitError,
     PortalError,
+    PortalUnavailableError,
     garbled_answer,
     unfit_answer,
 )
@@ -37,7 +38,7 @@ from exporter.model import ImageRef
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import ROUND_STEPS, MetadataFetcher
-from exporter.portal.retry import Tries
+from exporter.portal.retry import GAVE_UP, Tries
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +167,18 @@ async def walk_catalog(
     batch_size: int = MAX_BATCH_SIZE,
     progress: DiscoveryProgress | None = None,
 ) -> AsyncIterator[list[int]]:
-    """Pages of the product ids of every catalog: `catalog_iblocks`, then `walk_products`."""
+    """Pages of the product ids of every catalog: `catalog_iblocks`, then `walk_products`.
+
+    A request that gets no answer after every retry stops the walk: without its pages
+    the catalog cannot be known (`PortalUnavailableError`).
+    """
     progress = progress or DiscoveryProgress()
-    iblocks = await catalog_iblocks(client, progress)
-    async for page in walk_products(client, iblocks, batch_size=batch_size, progress=progress):
-        yield page
+    try:
+        iblocks = await catalog_iblocks(client, progress)
+        async for page in walk_products(client, iblocks, batch_size=batch_size, progress=progress):
+            yield page
+    except GAVE_UP as exc:
+        raise PortalUnavailableError(f"the catalog could not be walked: {exc}") from None
 
 
 async def discover_images(
@@ -226,7 +234,12 @@ async def _page_round(
             else:
                 outcomes[iblock] = answer.get("result")
             continue
-        batch = await client.batch([call for _, call in chunk])
+        try:
+            batch = await client.batch([call for _, call in chunk])
+        except BatchRefusedError as exc:  # refused as a whole (HTTP 405)
+            outcomes.update((iblock, exc) for iblock, _ in chunk)
+            refused = True
+            continue
         for iblock, call in chunk:
             outcomes[iblock] = outcome = batch.outcomes[call.key]
             refused = refused or isinstance(outcome, BatchRefusedError)

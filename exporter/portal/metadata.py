@@ -12,18 +12,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exporter.errors import (
+    BatchRefusedError,
     FatalPortalError,
     ImageError,
-    OperationTimeLimitError,
     PortalError,
-    TransientError,
     garbled_answer,
     unfit_answer,
 )
 from exporter.model import ImageRef, ProductImage
 from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
-from exporter.portal.retry import Action, Tries
+from exporter.portal.retry import GAVE_UP, Action, Tries
 
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"
@@ -128,7 +127,11 @@ class MetadataFetcher:
                 continue  # sent alone below
             try:
                 answer = await self._client.batch(chunk)
-            except TransientError as exc:
+            except BatchRefusedError as exc:
+                # Refused as a whole (HTTP 405): each command goes alone next round.
+                outcomes.update((call.key, exc) for call in chunk)
+                continue
+            except GAVE_UP as exc:
                 outcomes.update((call.key, exc) for call in chunk)
                 exhausted.update(call.key for call in chunk)
                 continue
@@ -142,7 +145,7 @@ class MetadataFetcher:
     async def _send_alone(self, call: BatchCall) -> Any | PortalError:
         try:
             answer = await self._client.call(call.method, call.as_params())
-        except (ImageError, TransientError, OperationTimeLimitError) as exc:
+        except (ImageError, *GAVE_UP) as exc:
             return exc
         return answer["result"]
 

@@ -33,6 +33,10 @@ from exporter.errors import (
     TransientError,
 )
 
+# What a request ends with when the policy gave up asking again: not the job's refusal,
+# not the item's own failure, but a portal that did not answer in time.
+GAVE_UP = (TransientError, RateLimitedError, OperationTimeLimitError)
+
 
 class Action(enum.Enum):
     """What a loop does with a failed call."""
