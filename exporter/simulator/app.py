@@ -257,7 +257,11 @@ class SimulatedPortal:
             return outcome
 
         result = run_batch(
-            params, run, self.record_error, allows_images=self._settings.batch_allows_images
+            params,
+            run,
+            self.record_error,
+            allows_images=self._settings.batch_allows_images,
+            refuses_images_whole=self._settings.batch_refused_whole,
         )
         if self._settings.operating_cost <= 0:
             return MethodResult(result)

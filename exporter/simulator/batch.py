@@ -25,12 +25,20 @@ def run_batch(
     on_error: Callable[[errors.ApiError], None],
     *,
     allows_images: bool = True,
+    refuses_images_whole: bool = False,
 ) -> dict[str, Any]:
     """Run ``cmd`` in order and build the batch ``result`` (five sections).
 
     Commands past the 50th are not run and each gets ERROR_BATCH_LENGTH_EXCEEDED;
-    ``halt`` stops after the first failing command, that one included.
+    ``halt`` stops after the first failing command, that one included. With
+    ``refuses_images_whole`` a batch naming a catalog.productImage.* method raises
+    ERROR_BATCH_METHOD_NOT_ALLOWED before any command runs.
     """
+    if refuses_images_whole and any(
+        isinstance(call, str) and is_product_image_method(call.partition("?")[0])
+        for _, call in _commands(params.get("cmd"))
+    ):
+        raise errors.batch_method_not_allowed()
     halt = php_truthy(params.get("halt", False))
     sections: dict[str, dict[str, Any]] = {
         "result": {},

@@ -51,7 +51,10 @@ def internal_server_error() -> ApiError:
 
 
 def batch_method_not_allowed() -> ApiError:
-    """A batch command names a method that batch refuses (download, upload, batch)."""
+    """A batch command names a method that batch refuses (download, upload, batch).
+
+    Per command in ``result_error``, or, for a batch refused as a whole, the HTTP answer.
+    """
     return ApiError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
 
 

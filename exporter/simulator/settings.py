@@ -36,6 +36,11 @@ class PortalSettings:
     """The first refresh token; each refresh rotates it."""
     batch_allows_images: bool = True
     """False: catalog.productImage.* inside batch are refused per command."""
+    batch_refused_whole: bool = False
+    """True: a batch naming any catalog.productImage.* method is refused as a whole (HTTP 405
+    ERROR_BATCH_METHOD_NOT_ALLOWED); single calls still work. The reference documents the
+    refusal per command only; a whole refusal hedges the docs' ambiguous "a file upload or
+    download" wording (UNCONFIRMED)."""
     denied_products: frozenset[int] = frozenset()
     """productImage get/list on these products answer 200040300010 Access Denied."""
     deny_all: bool = False

@@ -165,3 +165,36 @@ async def test_form_encoded_batch_with_nested_cmd_works(
     data = {"halt": "0", "cmd[a]": f"catalog.productImage.get?productId={product_id}&id={image_id}"}
     answer = await client.send("POST", client.running.webhook_url + "batch", data=data)
     assert answer.json["result"]["result"]["a"]["productImage"]["id"] == image_id
+
+
+async def test_a_batch_with_image_commands_can_be_refused_whole(catalog: Catalog) -> None:
+    product_id, image_id = catalog.pairs()[0]
+    settings = PortalSettings(rps=None, batch_refused_whole=True)
+    async with portal_client(catalog, settings) as client:
+        refused = await client.call(
+            "batch", {"cmd": {"c": "catalog.catalog.list", "a": _get(product_id, image_id)}}
+        )
+        others = await client.call("batch", {"cmd": {"c": "catalog.catalog.list"}})
+        single = await client.call(
+            "catalog.productImage.get", {"productId": product_id, "id": image_id}
+        )
+    assert refused.status == 405
+    assert refused.json == {
+        "error": "ERROR_BATCH_METHOD_NOT_ALLOWED",
+        "error_description": "Method is not allowed for batch usage",
+    }
+    assert others.status == 200
+    assert set(others.json["result"]["result"]) == {"c"}
+    assert single.status == 200
+
+
+async def test_a_batch_refused_whole_runs_none_of_its_commands(catalog: Catalog) -> None:
+    settings = PortalSettings(rps=None, batch_refused_whole=True, batch_allows_images=False)
+    async with portal_client(catalog, settings) as client:
+        refused = await client.call(
+            "batch",
+            {"cmd": {"c": "catalog.catalog.list", "l": "CATALOG.PRODUCTIMAGE.LIST?productId=1"}},
+        )
+        stats = await client.send("GET", client.running.base_url + "/_simulator/stats")
+    assert refused.status == 405
+    assert stats.json["commands"] == {}
