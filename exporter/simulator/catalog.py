@@ -16,6 +16,14 @@ PRODUCT_IBLOCK_ID = 24
 OFFERS_IBLOCK_ID = 26
 IMAGE_TYPES = ("DETAIL_PICTURE", "PREVIEW_PICTURE", "MORE_PHOTO")
 
+# Product ``type`` values of the catalog's data types.
+SIMPLE = 1
+PARENT = 3
+"""A parent product with variations."""
+VARIATION = 4
+VARIATION_WITHOUT_PRODUCT = 5
+PARENT_WITHOUT_VARIATIONS = 6
+
 _NAMES = (
     "front.png",
     "back.png",
@@ -68,7 +76,11 @@ class CatalogInfo:
 
 
 class Catalog:
-    """Products (each in one iblock) and their images; deterministic for a seed."""
+    """Products (each in one iblock) and their images; deterministic for a seed.
+
+    A product of a product catalog becomes a parent with :meth:`add_variation`; its
+    variations live in the offers catalog that points at that product catalog.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -84,6 +96,8 @@ class Catalog:
         self._sorted_ids: dict[int | None, list[int]] = {}
         self._sha256: dict[int, str] = {}
         self._next_image_id = 1001
+        self._parent_of: dict[int, int] = {}
+        self._variations: dict[int, set[int]] = {}
 
     @classmethod
     def generate(
@@ -151,6 +165,29 @@ class Catalog:
         self._images_of[product_id] = []
         self._sorted_ids.clear()
 
+    def add_variation(self, parent_id: int, variation_id: int) -> None:
+        """Make ``parent_id`` a parent (type 3) of ``variation_id`` (type 4).
+
+        The parent must exist in a product catalog that has an offers catalog; the
+        variation is created there when missing and may have no other parent.
+        """
+        if parent_id not in self._iblock_of:
+            raise ValueError(f"product {parent_id} does not exist")
+        parent_iblock = self._iblock_of[parent_id]
+        offers = next(
+            (c.iblock_id for c in self.catalogs() if c.product_iblock_id == parent_iblock), None
+        )
+        if offers is None:
+            raise ValueError(f"catalog {parent_iblock} of product {parent_id} has no offers")
+        if variation_id not in self._iblock_of:
+            self.add_product(variation_id, offers)
+        if self._iblock_of[variation_id] != offers:
+            raise ValueError(f"product {variation_id} is not in the offers catalog {offers}")
+        if variation_id in self._parent_of:
+            raise ValueError(f"product {variation_id} is already a variation")
+        self._parent_of[variation_id] = parent_id
+        self._variations.setdefault(parent_id, set()).add(variation_id)
+
     def add_image(
         self,
         product_id: int,
@@ -196,6 +233,31 @@ class Catalog:
     def iblock_of(self, product_id: int) -> int:
         """The iblock (catalog) the product lives in."""
         return self._iblock_of[product_id]
+
+    def product_catalog_of(self, product_id: int) -> int:
+        """The product catalog the product belongs to; for a variation, its offers' product
+        catalog."""
+        iblock_id = self._iblock_of[product_id]
+        return self._iblocks[iblock_id].product_iblock_id or iblock_id
+
+    def product_type(self, product_id: int) -> int:
+        """The product's ``type``: 3/6 for a parent with/without variations left, 4 for a
+        variation, 5 for an offers-catalog product without a parent, else 1 (simple)."""
+        if product_id in self._variations:
+            return PARENT if self._variations[product_id] else PARENT_WITHOUT_VARIATIONS
+        if product_id in self._parent_of:
+            return VARIATION
+        if self._iblocks[self._iblock_of[product_id]].product_iblock_id is not None:
+            return VARIATION_WITHOUT_PRODUCT
+        return SIMPLE
+
+    def parent_of(self, product_id: int) -> int | None:
+        """The variation's parent product; None for any other product."""
+        return self._parent_of.get(product_id)
+
+    def newest_variation(self, product_id: int) -> int | None:
+        """The parent's variation with the highest id; None without variations."""
+        return max(self._variations.get(product_id, ()), default=None)
 
     def catalogs(self) -> list[CatalogInfo]:
         """Every trade catalog, by iblock id."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .catalog import Catalog
 from .context import CallContext, MethodResult
 from .params import string_list
 
@@ -89,10 +90,7 @@ def _list(params: dict[str, Any], context: CallContext, key: str) -> MethodResul
         ids.reverse()
     start = _start(params.get("start"))
     offset = max(start, 0)
-    catalog = context.catalog
-    page = [
-        _product(catalog.iblock_of(pid), pid, select) for pid in ids[offset : offset + PAGE_SIZE]
-    ]
+    page = [_product(context.catalog, pid, select) for pid in ids[offset : offset + PAGE_SIZE]]
     if start == -1:  # fast paging: no count, no next
         return MethodResult({key: page})
     following = offset + PAGE_SIZE
@@ -171,13 +169,13 @@ def _start(raw: Any) -> int:
         return 0
 
 
-def _product(iblock_id: int, product_id: int, select: list[str]) -> dict[str, Any]:
+def _product(catalog: Catalog, product_id: int, select: list[str]) -> dict[str, Any]:
     known: dict[str, Any] = {
         "id": product_id,
-        "iblockId": iblock_id,
+        "iblockId": catalog.iblock_of(product_id),
         "name": f"Product {product_id}",
         "active": "Y",
-        "type": 1,
+        "type": catalog.product_type(product_id),
         "xmlId": str(product_id),
     }
     return {name: known[name] for name in select if name in known}

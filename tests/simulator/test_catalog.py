@@ -126,3 +126,29 @@ def test_images_added_without_an_id_get_the_next_free_one() -> None:
     catalog = Catalog.generate(products=2, images=3, seed=1)
     assert catalog.add_image(1, name="new.png") == 1004
     assert catalog.add_image(2, name="other.png") == 1005
+
+
+def test_a_variation_is_created_in_the_offers_catalog_of_its_parent() -> None:
+    catalog = Catalog()
+    catalog.add_product(1)
+    catalog.add_variation(1, 40)
+    assert catalog.iblock_of(40) == 26
+    assert catalog.parent_of(40) == 1
+
+
+@pytest.mark.parametrize(
+    ("parent_id", "variation_id"),
+    [(99, 40), (2, 41), (1, 3), (1, 40), (40, 42)],
+    ids=["unknown parent", "no offers catalog", "not an offer", "second parent", "offer as parent"],
+)
+def test_add_variation_refuses_what_cannot_be_a_parent_and_variation(
+    parent_id: int, variation_id: int
+) -> None:
+    catalog = Catalog()
+    catalog.add_product(1)
+    catalog.add_product(2, iblock_id=30)
+    catalog.add_product(3)
+    catalog.add_product(4)
+    catalog.add_variation(4, 40)
+    with pytest.raises(ValueError):
+        catalog.add_variation(parent_id, variation_id)

@@ -121,3 +121,28 @@ async def test_deny_all_refuses_product_list(catalog: Catalog) -> None:
             "catalog.product.list", {"select": SELECT, "filter": {"iblockId": 24}}
         )
     assert answer.json == {"error": 200040300010, "error_description": "Access Denied"}
+
+
+async def test_parents_and_variations_are_listed_with_their_types() -> None:
+    catalog = Catalog.generate(products=3, images=3, seed=2)
+    catalog.add_variation(2, 501)
+    catalog.add_variation(2, 502)
+    catalog.add_product(503, iblock_id=26)
+    select = ["id", "iblockId", "type"]
+    async with portal_client(catalog, PortalSettings(rps=None)) as client:
+        products = await client.call(
+            "catalog.product.list", {"select": select, "filter": {"iblockId": 24}}
+        )
+        offers = await client.call(
+            "catalog.product.offer.list", {"select": select, "filter": {"iblockId": 26}}
+        )
+    assert products.json["result"]["products"] == [
+        {"id": 1, "iblockId": 24, "type": 1},
+        {"id": 2, "iblockId": 24, "type": 3},
+        {"id": 3, "iblockId": 24, "type": 1},
+    ]
+    assert offers.json["result"]["offers"] == [
+        {"id": 501, "iblockId": 26, "type": 4},
+        {"id": 502, "iblockId": 26, "type": 4},
+        {"id": 503, "iblockId": 26, "type": 5},
+    ]
