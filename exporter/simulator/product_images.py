@@ -25,20 +25,29 @@ def image_object(image: SimImage, context: CallContext) -> dict[str, Any]:
     }
 
 
-def _check_product(product_id: int, context: CallContext) -> None:
-    """The portal's order of checks: the product exists, then the caller may read it."""
-    if not context.catalog.has_product(product_id):
+def _answering_product(product_id: int, context: CallContext) -> int:
+    """Look ``productId`` up as the portal does; the id of the product whose images answer.
+
+    The portal's order of checks: the product exists, then the caller may read it (the
+    product asked for; the reference does not say whether a variation's rights count).
+    With ``variations_answer_for_parent`` a parent answers for its newest variation.
+    """
+    catalog = context.catalog
+    if not catalog.has_product(product_id):
         raise errors.product_not_found()
     context.check_product_access(product_id)
+    if context.settings.variations_answer_for_parent:
+        return catalog.newest_variation(product_id) or product_id
+    return product_id
 
 
 def product_image_get(params: dict[str, Any], context: CallContext) -> MethodResult:
     """``catalog.productImage.get``: one image of one product."""
     product_id = required_int(params, "productId")
     image_id = required_int(params, "id")
-    _check_product(product_id, context)
+    answering = _answering_product(product_id, context)
     catalog = context.catalog
-    if not catalog.has_image(image_id) or catalog.image(image_id).product_id != product_id:
+    if not catalog.has_image(image_id) or catalog.image(image_id).product_id != answering:
         raise errors.image_not_found()
     return MethodResult({"productImage": image_object(catalog.image(image_id), context)})
 
@@ -48,10 +57,10 @@ def product_image_list(params: dict[str, Any], context: CallContext) -> MethodRe
     product_id = required_int(params, "productId")
     if product_id <= 0:
         raise errors.empty_product_id()
-    _check_product(product_id, context)
+    answering = _answering_product(product_id, context)
     wanted = set(string_list(params.get("select"))) & set(IMAGE_FIELDS)
     images = []
-    for image in context.catalog.images_of(product_id):
+    for image in context.catalog.images_of(answering):
         item = image_object(image, context)
         images.append({key: item[key] for key in item if not wanted or key in wanted})
     return MethodResult({"productImages": images}, total=len(images))

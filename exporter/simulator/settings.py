@@ -41,6 +41,11 @@ class PortalSettings:
     ERROR_BATCH_METHOD_NOT_ALLOWED); single calls still work. The reference documents the
     refusal per command only; a whole refusal hedges the docs' ambiguous "a file upload or
     download" wording (UNCONFIRMED)."""
+    variations_answer_for_parent: bool = False
+    """True: productImage get/list with a parent's productId answer for its newest variation
+    (highest id) — "the product's SKU collection, whose first element is its newest variation
+    (ID DESC)" — with that variation's productId and images (INFERENCE from the source,
+    unconfirmed on a live portal). False: a parent answers its own images."""
     denied_products: frozenset[int] = frozenset()
     """productImage get/list on these products answer 200040300010 Access Denied."""
     deny_all: bool = False
