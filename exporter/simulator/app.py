@@ -16,7 +16,7 @@ from .auth import Caller, oauth_caller, webhook_caller
 from .batch import run_batch
 from .bucket import LeakyBucket
 from .catalog import Catalog
-from .context import CallContext, MethodResult
+from .context import CallContext, MethodResult, RequestState
 from .download import serve_download
 from .injector import REST_FAULTS, FaultInjector, rest_key
 from .links import DownloadLinks
@@ -211,7 +211,7 @@ class SimulatedPortal:
             if fault.kind is not None:
                 return self.fault_answer(request, fault.kind)
             caller = authenticate(params)
-            outcome = self._call(name, params, caller, in_batch=False)
+            outcome = self._call(name, params, caller, RequestState(), in_batch=False)
         except errors.ApiError as error:
             return self.error(error)
         processing = time.perf_counter() - started
@@ -224,17 +224,23 @@ class SimulatedPortal:
         return json_response(body)
 
     def _call(
-        self, name: str, params: dict[str, Any], caller: Caller, *, in_batch: bool
+        self,
+        name: str,
+        params: dict[str, Any],
+        caller: Caller,
+        request: RequestState,
+        *,
+        in_batch: bool,
     ) -> MethodResult:
         """Run one method (or, outside a batch, a whole batch) for an authenticated caller."""
         if name == BATCH and not in_batch:
-            return self._batch(params, caller)
+            return self._batch(params, caller, request)
         if in_batch:
             self.stats.commands[canonical_name(name)] += 1
         spec = find_method(name)
         if spec is None:
             raise errors.method_not_found()
-        context = CallContext(self.catalog, self._settings, self.links, caller)
+        context = CallContext(self.catalog, self._settings, self.links, caller, request)
         cost = self._settings.operating_cost
         if cost <= 0 or not spec.name.startswith("catalog."):
             return spec.call(params, context)
@@ -246,12 +252,12 @@ class SimulatedPortal:
             self._budget.charge(caller.account, spec.name, cost)
         return replace(outcome, operating=self._budget.usage(caller.account, spec.name))
 
-    def _batch(self, params: dict[str, Any], caller: Caller) -> MethodResult:
+    def _batch(self, params: dict[str, Any], caller: Caller, request: RequestState) -> MethodResult:
         self.stats.batches += 1
         figures: list[OperatingUsage] = []
 
         def run(method: str, query: dict[str, Any]) -> MethodResult:
-            outcome = self._call(method, query, caller, in_batch=True)
+            outcome = self._call(method, query, caller, request, in_batch=True)
             if outcome.operating is not None:
                 figures.append(outcome.operating)
             return outcome

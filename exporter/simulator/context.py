@@ -25,6 +25,14 @@ class MethodResult:
     """The method's operating figures for the ``time`` block; None while the limiter is off."""
 
 
+@dataclass
+class RequestState:
+    """What the calls of one HTTP request share (a batch's commands run in one request)."""
+
+    image_catalog: int | None = None
+    """The product catalog of the request's first productImage product lookup."""
+
+
 @dataclass(frozen=True)
 class CallContext:
     """What one method call may read: the catalog, the portal's settings, the caller."""
@@ -33,6 +41,23 @@ class CallContext:
     settings: PortalSettings
     links: DownloadLinks
     caller: Caller
+    request: RequestState
+    """State of the HTTP request the call runs in."""
+
+    def finds_product(self, product_id: int) -> bool:
+        """Whether a productImage lookup finds the product in this request.
+
+        With ``batch_first_catalog_only`` the first product found fixes the request's
+        product catalog; products of any other product catalog are not found.
+        """
+        if not self.catalog.has_product(product_id):
+            return False
+        if not self.settings.batch_first_catalog_only:
+            return True
+        product_catalog = self.catalog.product_catalog_of(product_id)
+        if self.request.image_catalog is None:
+            self.request.image_catalog = product_catalog
+        return self.request.image_catalog == product_catalog
 
     def check_catalog_access(self) -> None:
         """Refuse with 200040300010 when the caller may not read the trade catalog."""

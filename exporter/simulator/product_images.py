@@ -32,12 +32,11 @@ def _answering_product(product_id: int, context: CallContext) -> int:
     product asked for; the reference does not say whether a variation's rights count).
     With ``variations_answer_for_parent`` a parent answers for its newest variation.
     """
-    catalog = context.catalog
-    if not catalog.has_product(product_id):
+    if not context.finds_product(product_id):
         raise errors.product_not_found()
     context.check_product_access(product_id)
     if context.settings.variations_answer_for_parent:
-        return catalog.newest_variation(product_id) or product_id
+        return context.catalog.newest_variation(product_id) or product_id
     return product_id
 
 

@@ -46,6 +46,12 @@ class PortalSettings:
     (highest id) — "the product's SKU collection, whose first element is its newest variation
     (ID DESC)" — with that variation's productId and images (INFERENCE from the source,
     unconfirmed on a live portal). False: a parent answers its own images."""
+    batch_first_catalog_only: bool = False
+    """True: within one batch, productImage commands for products of a product catalog other
+    than the first one the batch's productImage commands looked a product up in answer 0
+    "Product was not found": the product repository "is built once per PHP request for the
+    first iblock it sees" (INFERENCE from the source, unconfirmed on a live portal). A variation
+    counts as its offers catalog's product catalog; the same calls alone succeed."""
     denied_products: frozenset[int] = frozenset()
     """productImage get/list on these products answer 200040300010 Access Denied."""
     deny_all: bool = False
