@@ -219,10 +219,30 @@ class Catalog:
         return image_id
 
     def remove_image(self, image_id: int) -> None:
-        """Delete an image (links issued for it then answer 404)."""
+        """Delete an image (links issued for it then answer 404); KeyError when unknown."""
         image = self._images.pop(image_id)
         self._images_of[image.product_id].remove(image_id)
         self._sha256.pop(image_id, None)
+
+    def remove_product(self, product_id: int) -> list[int]:
+        """Delete a product with its images and return their ids; KeyError when unknown.
+
+        A deleted variation leaves its parent (type 6 once none is left); a deleted
+        parent's variations stay, as variations without a product (type 5): whether the
+        portal deletes them with it is not in the reference.
+        """
+        image_ids = list(self._images_of[product_id])
+        for image_id in image_ids:
+            self.remove_image(image_id)
+        del self._images_of[product_id]
+        del self._iblock_of[product_id]
+        parent_id = self._parent_of.pop(product_id, None)
+        if parent_id is not None:
+            self._variations[parent_id].discard(product_id)
+        for variation_id in self._variations.pop(product_id, set()):
+            del self._parent_of[variation_id]
+        self._sorted_ids.clear()
+        return image_ids
 
     # Reading
 

@@ -69,7 +69,11 @@ def link_check_failed() -> ApiError:
 
 
 def file_not_found() -> ApiError:
-    """A correctly signed download link for a file that no longer exists."""
+    """A correctly signed download link for a file that no longer exists.
+
+    The reference does not say what such a link answers; a 404 in "the usual JSON error
+    body" it gives for download errors is an INFERENCE.
+    """
     return ApiError(404, "ERROR_NOT_FOUND", "File not found")
 
 

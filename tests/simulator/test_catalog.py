@@ -152,3 +152,14 @@ def test_add_variation_refuses_what_cannot_be_a_parent_and_variation(
     catalog.add_variation(4, 40)
     with pytest.raises(ValueError):
         catalog.add_variation(parent_id, variation_id)
+
+
+def test_remove_product_returns_the_ids_of_the_images_it_took() -> None:
+    catalog = Catalog()
+    first = catalog.add_image(1, name="a.png")
+    second = catalog.add_image(1, name="b.png")
+    catalog.add_image(2, name="c.png")
+    assert catalog.remove_product(1) == [first, second]
+    assert not catalog.has_product(1) and not catalog.has_image(first)
+    with pytest.raises(KeyError):
+        catalog.remove_product(1)

@@ -86,3 +86,40 @@ async def test_without_the_quirk_a_parent_answers_its_own_images(catalog: Catalo
     assert _listed(listed) == [(PARENT, 2001)]
     assert own.json["result"]["productImage"]["productId"] == PARENT
     assert variation.json == {"error": 0, "error_description": "Image does not exist"}
+
+
+async def test_after_its_newest_variation_is_deleted_a_parent_answers_for_the_next(
+    quirky: PortalClient, catalog: Catalog
+) -> None:
+    catalog.remove_product(NEWER)
+    answer = await quirky.call("catalog.productImage.list", {"productId": PARENT})
+    assert _listed(answer) == [(OLDER, 2011)]
+
+
+async def test_a_parent_whose_variations_are_all_deleted_answers_for_itself(
+    quirky: PortalClient, catalog: Catalog
+) -> None:
+    catalog.remove_product(NEWER)
+    catalog.remove_product(OLDER)
+    images = await quirky.call("catalog.productImage.list", {"productId": PARENT})
+    products = await quirky.call(
+        "catalog.product.list",
+        {"select": ["id", "iblockId", "type"], "filter": {"iblockId": 24, "id": PARENT}},
+    )
+    assert _listed(images) == [(PARENT, 2001)]
+    assert products.json["result"]["products"] == [{"id": PARENT, "iblockId": 24, "type": 6}]
+
+
+async def test_variations_of_a_deleted_parent_stay_without_a_product(
+    quirky: PortalClient, catalog: Catalog
+) -> None:
+    catalog.remove_product(PARENT)
+    parent = await quirky.call("catalog.productImage.list", {"productId": PARENT})
+    offers = await quirky.call(
+        "catalog.product.offer.list",
+        {"select": ["id", "iblockId", "type"], "filter": {"iblockId": 26}},
+    )
+    older = await quirky.call("catalog.productImage.list", {"productId": OLDER})
+    assert parent.json == {"error": 0, "error_description": "Product was not found"}
+    assert [row["type"] for row in offers.json["result"]["offers"]] == [5, 5]
+    assert _listed(older) == [(OLDER, 2011)]
