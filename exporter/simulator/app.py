@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import errors
+from .admin import ACTIONS, Action, serve_admin
 from .auth import Caller, oauth_caller, webhook_caller
 from .batch import run_batch
 from .bucket import LeakyBucket
@@ -32,7 +33,7 @@ from .wire import error_response, html_error_page, json_response, time_block
 STATS_PATH = "/_simulator/stats"
 TOKEN_PATH = "/oauth/token/"
 """The OAuth server's token endpoint (oauth.bitrix.info on the real service)."""
-_OUTSIDE_THE_PORTAL = frozenset({STATS_PATH, TOKEN_PATH, TOKEN_PATH.rstrip("/")})
+_OUTSIDE_THE_PORTAL = frozenset({STATS_PATH, *ACTIONS, TOKEN_PATH, TOKEN_PATH.rstrip("/")})
 _CREDENTIALS = ("access_token", "refresh_token", "client_id", "client_secret")
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -122,6 +123,8 @@ class SimulatedPortal:
 
         app = web.Application(middlewares=[count_requests])
         app.router.add_get(STATS_PATH, self._stats_route, allow_head=False)
+        for path, action in ACTIONS.items():
+            app.router.add_post(path, self._admin_route(action))
         for path in (TOKEN_PATH, TOKEN_PATH.rstrip("/")):
             app.router.add_route("GET", path, self._token_route)
             app.router.add_route("POST", path, self._token_route)
@@ -164,6 +167,12 @@ class SimulatedPortal:
 
     async def _stats_route(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats.as_dict())
+
+    def _admin_route(self, action: Action) -> Handler:
+        async def route(request: web.Request) -> web.StreamResponse:
+            return await serve_admin(request, self.catalog, action)
+
+        return route
 
     async def _webhook_route(self, request: web.Request) -> web.StreamResponse:
         def authenticate(params: dict[str, Any]) -> Caller:

@@ -12,7 +12,8 @@ class Stats:
     """Request counters, updated by the portal as requests arrive."""
 
     http_requests: int = 0
-    """Every HTTP request received, except the stats route and the OAuth token endpoint."""
+    """Every HTTP request received, except the simulator's own routes (stats, deletions) and
+    the OAuth token endpoint."""
     rest_requests: int = 0
     """HTTP requests to REST methods, batch included, downloads excluded."""
     by_method: Counter[str] = field(default_factory=Counter)
