@@ -19,7 +19,6 @@ IMAGE_TYPES = ("DETAIL_PICTURE", "PREVIEW_PICTURE", "MORE_PHOTO")
 # Product ``type`` values of the catalog's data types.
 SIMPLE = 1
 PARENT = 3
-"""A parent product with variations."""
 VARIATION = 4
 VARIATION_WITHOUT_PRODUCT = 5
 PARENT_WITHOUT_VARIATIONS = 6

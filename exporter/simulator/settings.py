@@ -44,8 +44,9 @@ class PortalSettings:
     variations_answer_for_parent: bool = False
     """True: productImage get/list with a parent's productId answer for its newest variation
     (highest id) — "the product's SKU collection, whose first element is its newest variation
-    (ID DESC)" — with that variation's productId and images (INFERENCE from the source,
-    unconfirmed on a live portal). False: a parent answers its own images."""
+    (ID DESC)" — with that variation's productId and images, and get finds only those
+    (INFERENCE from the source, unconfirmed on a live portal). False: a parent answers its
+    own images."""
     batch_first_catalog_only: bool = False
     """True: within one batch, productImage commands for products of a product catalog other
     than the first one the batch's productImage commands looked a product up in answer 0
