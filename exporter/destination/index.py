@@ -1,7 +1,9 @@
 """The index of done images in an output folder, so a re-run asks the portal nothing for them.
 
 Sidecars are the truth; the index is a fast path to them. It maps each exported image
-to its relative path and size, one JSON line per export appended as files complete. A
+to its relative path and size, one JSON line per export appended as files complete; an
+image forgotten (`verify --repair` moved its file aside) gets a line of its own,
+`{"productId": …, "id": …, "removed": true}`, and the last line for an image wins. A
 missing index is rebuilt from the sidecars; a lost last line (a killed run) only costs
 one metadata lookup, after which the sidecar on disk is recognised as done.
 """
@@ -98,6 +100,13 @@ class ExportIndex:
             self._file.write(_line(ref, IndexEntry(path, size)))
             self._file.flush()
 
+    def forget(self, ref: ImageRef) -> None:
+        """Drop an image whose file was moved aside, so the next run exports it again."""
+        self.entries.pop(ref, None)
+        if self._file is not None:
+            self._file.write(_removal_line(ref))
+            self._file.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -114,6 +123,11 @@ def _line(ref: ImageRef, entry: IndexEntry) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+def _removal_line(ref: ImageRef) -> str:
+    # No "path": an older exporter skips the line as one cut short, and finds the file gone.
+    return json.dumps({"productId": ref.product_id, "id": ref.image_id, "removed": True}) + "\n"
+
+
 def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
     entries: dict[ImageRef, IndexEntry] = {}
     lines = 0
@@ -123,7 +137,10 @@ def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
             try:
                 record = json.loads(text)
                 ref = ImageRef(int(record["productId"]), int(record["id"]))
-                entries[ref] = IndexEntry(str(record["path"]), int(record["size"]))
+                if record.get("removed") is True:
+                    entries.pop(ref, None)
+                else:
+                    entries[ref] = IndexEntry(str(record["path"]), int(record["size"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
     return entries, lines
