@@ -213,3 +213,47 @@ def test_a_file_as_output_folder_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_pipe_is_reported_without_being_opened(out: Path) -> None:
     os.mkfifo(out / "pipe.png")
     assert verify_output(out).findings == (Finding("orphan", "pipe.png", "not a regular file"),)
+
+
+def test_an_empty_folder_holds_no_export_and_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no export found in .*is the backup volume mounted"):
+        verify_output(tmp_path)
+
+
+def test_stray_files_without_any_sidecar_or_index_are_no_export(tmp_path: Path) -> None:
+    (tmp_path / "lost+found").mkdir()
+    (tmp_path / "notes.txt").write_text("mount the volume first")
+    (tmp_path / "settings.json").write_text('{"theme": "dark"}')
+    with pytest.raises(UsageError, match="no export found"):
+        verify_output(tmp_path)
+
+
+def test_an_export_whose_index_was_removed_is_still_verified(out: Path) -> None:
+    (out / STATE_DIR / "index.jsonl").unlink()
+    result = verify_output(out)
+    assert result.ok
+    assert result.checked == 8
+
+
+def test_sidecars_left_without_files_or_index_are_missing_not_no_export(out: Path) -> None:
+    (out / STATE_DIR / "index.jsonl").unlink()
+    files = exported_files(out)
+    for file in files:
+        file.unlink()
+    findings = verify_output(out).findings
+    assert [(f.kind, f.path) for f in findings] == [
+        ("missing", rel(out, f) + ".json") for f in files
+    ]
+
+
+def test_exports_deleted_with_their_sidecars_are_missing_by_the_index(out: Path) -> None:
+    files = exported_files(out)
+    for file in files:
+        file.with_name(file.name + ".json").unlink()
+        file.unlink()
+    findings = verify_output(out).findings
+    assert [(f.kind, f.path) for f in findings] == [("missing", rel(out, f)) for f in files]
+    assert all(
+        f.detail.startswith("in the index, but its file and sidecar are gone (image ")
+        for f in findings
+    )

@@ -16,13 +16,14 @@ if TYPE_CHECKING:
 HELP = "re-hash an export against its sidecars"
 DESCRIPTION = (
     "Re-hash every exported file against its sidecar and list what is wrong: "
-    "corrupt files, files missing for their sidecars, files without sidecars, "
+    "corrupt files, files missing for their sidecars or the index, files without sidecars, "
     "temporaries left by a killed run. Writes nothing."
 )
 EPILOG = (
     "example:\n  b24-image-exporter verify --output ./export\n\n"
     "exit codes:\n  0  everything matches\n  1  something is wrong (listed)\n"
-    "  2  no such folder, or a run is exporting into it"
+    "  2  no such folder, no export in it (is the backup volume mounted?),\n"
+    "     or a run is exporting into it"
 )
 
 

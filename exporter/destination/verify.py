@@ -16,6 +16,11 @@ never hides the others. Files are told apart by their neighbours and their conte
   (`.DS_Store`, `Thumbs.db`, `desktop.ini`); hidden `*.b24-partial` files are `temporary`.
 * what cannot be read at all (a folder, a data file) is `unreadable`: not checked, so
   never silently passed.
+* an image the index lists that no sidecar names, with nothing at its path, is
+  `missing` too: its file and its sidecar are both gone.
+
+A folder with no sidecar and no index holds no export at all (an unmounted volume's
+mount point looks like that), and is refused rather than passed as a clean backup.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from exporter.atomic import is_temporary
-from exporter.destination.index import STATE_DIR
+from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
 from exporter.destination.lock import LOCK_NAME
 from exporter.destination.sidecar import (
     MAX_SIDECAR_BYTES,
@@ -42,6 +47,7 @@ from exporter.destination.sidecar import (
     parse_sidecar,
 )
 from exporter.errors import ConfigError, LockedError
+from exporter.model import ImageRef
 from exporter.units import format_bytes
 
 FindingKind = Literal[
@@ -87,8 +93,9 @@ class Verification:
 def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) -> Verification:
     """Check every export under `root`; `progress` gets the bytes hashed, block by block.
 
-    Raises `ConfigError` when `root` is not a readable folder and `LockedError` while a
-    run is exporting into it (its temporaries and half-written state would be findings).
+    Raises `ConfigError` when `root` is not a readable folder or holds no export, and
+    `LockedError` while a run is exporting into it (its temporaries and half-written
+    state would be findings).
     """
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
@@ -96,6 +103,12 @@ def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) 
     _refuse_while_a_run_holds_the_lock(root)
     checker = _Checker(str(root), progress)
     checker.walk()
+    if (root / STATE_DIR / INDEX_NAME).exists():
+        checker.check_index()
+    elif not checker.sidecars:
+        raise ConfigError(
+            f"no export found in {root} (no sidecar, no index); is the backup volume mounted?"
+        )
     findings = tuple(sorted(checker.findings, key=lambda f: (f.path, f.kind)))
     return Verification(root, checker.checked, checker.bytes, findings)
 
@@ -109,6 +122,8 @@ class _Checker:
         self.findings: list[Finding] = []
         self.checked = 0
         self.bytes = 0
+        self.sidecars = 0  # exporter sidecars seen, readable or not
+        self.named: set[ImageRef] = set()  # the images those sidecars describe
         self._buffer = bytearray(HASH_BLOCK)
 
     def walk(self) -> None:
@@ -142,6 +157,20 @@ class _Checker:
                     self._add("orphan", path, "not a regular file")
             self._check_folder(rel, files)
 
+    def check_index(self) -> None:
+        """Every image the index lists that no sidecar names, with nothing at its path."""
+        try:
+            exported = ExportIndex.read(Path(self.root))
+        except OSError as exc:
+            self._add("unreadable", f"{STATE_DIR}/{INDEX_NAME}", f"cannot read: {exc.strerror}")
+            return
+        for ref, path in exported.paths():
+            if ref in self.named or os.path.lexists(os.path.join(self.root, path)):  # noqa: PTH118
+                continue
+            self._add(
+                "missing", path, f"in the index, but its file and sidecar are gone ({_of(ref)})"
+            )
+
     def _check_folder(self, rel: str, files: set[str]) -> None:
         for name in sorted(files):
             path = f"{rel}/{name}" if rel else name
@@ -166,8 +195,12 @@ class _Checker:
             if top and sidecar == REPORT_NAME and not expected.shaped:
                 self._add("orphan", path, "file without sidecar")  # report.json is the report
             else:
+                if expected.shaped:
+                    self.sidecars += 1
                 self._add("unreadable-sidecar", sidecar, expected.reason)
             return
+        self.sidecars += 1
+        self.named.add(expected.ref)
         try:
             info = os.stat(full)  # noqa: PTH116
         except OSError as exc:
@@ -209,9 +242,11 @@ class _Checker:
             return  # a big JSON document (a long run report); no sidecar is this large
         expected = parse_sidecar(head)
         if isinstance(expected, SidecarFacts):
-            of = f"image {expected.ref.image_id} of product {expected.ref.product_id}"
-            self._add("missing", path, f"sidecar without its file ({of})")
+            self.sidecars += 1
+            self.named.add(expected.ref)
+            self._add("missing", path, f"sidecar without its file ({_of(expected.ref)})")
         elif expected.shaped:
+            self.sidecars += 1
             self._add("missing", path, f"sidecar without its file ({expected.reason})")
 
     def _hash(self, full: str) -> tuple[int, str]:
@@ -280,6 +315,10 @@ def _printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _of(ref: ImageRef) -> str:
+    return f"image {ref.image_id} of product {ref.product_id}"
 
 
 def _short(name: str) -> str:
