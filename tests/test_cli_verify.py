@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from exporter.cli import main
+from exporter.destination.index import STATE_DIR
+from exporter.destination.lock import LOCK_NAME
 from exporter.simulator import Catalog
 
 from .support import export, exported_files, portal_for, write_manifest
@@ -58,3 +63,68 @@ def test_a_folder_with_its_index_but_no_sidecars_exits_1_listing_them_missing(
         ["missing", f.relative_to(out).as_posix()] for f in files
     ]
     assert lines[-1].endswith(f": {len(files)} problems ({len(files)} missing)")
+
+
+def corrupt_one(out: Path) -> str:
+    """Flip a byte of one exported file; its path relative to the output."""
+    victim = exported_files(out)[0]
+    data = bytearray(victim.read_bytes())
+    data[0] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    return victim.relative_to(out).as_posix()
+
+
+def test_repair_exits_1_saying_what_moved_and_a_second_verify_exits_0(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    assert main(["verify", "--repair", "--output", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"corrupt: {victim}: sha256 differs"
+    assert lines[-2].startswith(f"moved aside: {victim} -> {STATE_DIR}/repaired/")
+    assert lines[-1] == "repaired 1 corrupt file: the next run exports it again"
+    assert main(["verify", "--output", str(out)]) == 0
+
+
+def test_repair_as_json_lists_what_went_where(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    assert main(["verify", "--repair", "--json", "--output", str(out)]) == 1
+    document = json.loads(capsys.readouterr().out)
+    [moved] = document["repaired"]
+    assert moved["path"] == victim
+    assert (out / moved["movedTo"]).is_file()
+    assert (out / (moved["movedTo"] + ".json")).is_file()
+
+
+def test_repair_is_refused_with_2_while_another_process_holds_the_run_lock(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+         " fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+         str(out / STATE_DIR / LOCK_NAME)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        assert main(["verify", "--repair", "--output", str(out)]) == 2
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    assert "another run" in capsys.readouterr().err
+    assert (out / victim).is_file()
+    assert not (out / STATE_DIR / "repaired").exists()
+
+
+def test_help_says_what_repair_does_and_does_not_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--repair moves each corrupt file" in text
+    assert "It deletes nothing, and leaves missing, orphaned, temporary and unreadable" in text
+    assert "holds the run lock" in text

@@ -1,4 +1,4 @@
-"""`verify`: re-hash an export against its sidecars and list what is wrong."""
+"""`verify`: re-hash an export against its sidecars, list what is wrong, and repair on request."""
 
 from __future__ import annotations
 
@@ -6,22 +6,29 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.destination.verify import render_json, render_text, verify_output
+from exporter.destination.verify import render_json, render_text, repair_output, verify_output
 from exporter.errors import exit_status
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
 
 
-HELP = "re-hash an export against its sidecars"
+HELP = "re-hash an export against its sidecars (--repair: move corrupt files aside)"
 DESCRIPTION = (
     "Re-hash every exported file against its sidecar and list what is wrong: "
     "corrupt files, files missing for their sidecars or the index, files without sidecars, "
-    "temporaries left by a killed run. Writes nothing."
+    "temporaries left by a killed run. Writes nothing, unless --repair."
 )
 EPILOG = (
-    "example:\n  b24-image-exporter verify --output ./export\n\n"
-    "exit codes:\n  0  everything matches\n  1  something is wrong (listed)\n"
+    "examples:\n  b24-image-exporter verify --output ./export\n"
+    "  b24-image-exporter verify --output ./export --repair\n\n"
+    "--repair moves each corrupt file (size or SHA-256 differs from its sidecar, or the\n"
+    "sidecar names another file) with its sidecar into .b24-image-exporter/repaired/<time>/\n"
+    "and makes the index forget it, so the next run exports it again under its name.\n"
+    "It deletes nothing, and leaves missing, orphaned, temporary and unreadable files as\n"
+    "they are (listed only). It holds the run lock, so it never races a run.\n\n"
+    "exit codes:\n  0  everything matches\n"
+    "  1  something is wrong (listed; also when --repair moved it aside)\n"
     "  2  no such folder, no export in it (is the backup volume mounted?),\n"
     "     or a run is exporting into it"
 )
@@ -33,11 +40,16 @@ def add_arguments(verify: argparse.ArgumentParser) -> None:
         "--output", type=Path, required=True, metavar="DIR", help="the export folder to check"
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="move corrupt files and their sidecars aside and forget them (nothing else)",
+    )
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
-    """Check every export; print the findings (JSON with --json)."""
-    result = verify_output(args.output)
+    """Check every export, repairing on request; print the findings (JSON with --json)."""
+    result = repair_output(args.output) if args.repair else verify_output(args.output)
     if args.json:
         print(render_json(result))
     elif not (args.quiet and result.ok):

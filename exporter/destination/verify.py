@@ -21,6 +21,11 @@ never hides the others. Files are told apart by their neighbours and their conte
 
 A folder with no sidecar and no index holds no export at all (an unmounted volume's
 mount point looks like that), and is refused rather than passed as a clean backup.
+
+`repair_output` is the one writer here: under the run lock it moves each `corrupt`
+export, file and sidecar, into the state folder (`repaired/<UTC time>/<path>`, which the
+walk skips) and makes the index forget it, so the next run exports it again under its
+name. Nothing is deleted, and every other finding is only reported.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from exporter.atomic import is_temporary
+from exporter.atomic import fsync_dir, is_temporary
 from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
-from exporter.destination.lock import LOCK_NAME
+from exporter.destination.lock import LOCK_NAME, RunLock
 from exporter.destination.sidecar import (
     MAX_SIDECAR_BYTES,
     SIDECAR_SUFFIX,
@@ -45,8 +51,9 @@ from exporter.destination.sidecar import (
     SidecarFacts,
     load_sidecar,
     parse_sidecar,
+    sidecar_path,
 )
-from exporter.errors import ConfigError, LockedError
+from exporter.errors import ConfigError, LockedError, OutputError
 from exporter.model import ImageRef
 from exporter.units import format_bytes
 
@@ -56,6 +63,7 @@ FindingKind = Literal[
 
 HASH_BLOCK = 1 << 20  # bytes read (and held) at a time, whatever the file's size
 REPORT_NAME = "report.json"  # where a run writes its report by default
+REPAIRED_DIR = "repaired"  # in the state folder: what `verify --repair` moved aside
 _CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 _MAX_NAME_IN_DETAIL = 120
 
@@ -70,6 +78,14 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class MovedAside:
+    """A corrupt export moved out of the backup with its sidecar; paths relative to the root."""
+
+    path: str  # where it was
+    moved_to: str  # where it is now, its sidecar beside it
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     """What `verify` found: files compared with a sidecar, bytes hashed, and the findings."""
 
@@ -77,6 +93,7 @@ class Verification:
     checked: int
     bytes: int
     findings: tuple[Finding, ...]
+    repaired: tuple[MovedAside, ...] | None = None  # None unless asked to repair
 
     @property
     def ok(self) -> bool:
@@ -97,10 +114,33 @@ def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) 
     `LockedError` while a run is exporting into it (its temporaries and half-written
     state would be findings).
     """
+    _require_a_folder(root)
+    _refuse_while_a_run_holds_the_lock(root)
+    return _verification(root, _check(root, progress))
+
+
+def repair_output(root: Path) -> Verification:
+    """Check every export under `root` holding the run lock, then move the corrupt ones aside.
+
+    Raises as `verify_output` does, `LockedError` while a run holds the lock, and
+    `OutputError` when a file cannot be moved.
+    """
+    _require_a_folder(root)
+    if not (root / STATE_DIR / INDEX_NAME).exists():
+        verify_output(root)  # refuses a folder with no export before the lock writes into it
+    with RunLock(root / STATE_DIR):
+        checker = _check(root, None)
+        moved = _move_aside(root, checker.corrupt) if checker.corrupt else ()
+    return _verification(root, checker, moved)
+
+
+def _require_a_folder(root: Path) -> None:
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
         raise ConfigError(f"verify --output {root}: {what}")
-    _refuse_while_a_run_holds_the_lock(root)
+
+
+def _check(root: Path, progress: Callable[[int], None] | None) -> _Checker:
     checker = _Checker(str(root), progress)
     checker.walk()
     if (root / STATE_DIR / INDEX_NAME).exists():
@@ -109,8 +149,53 @@ def verify_output(root: Path, *, progress: Callable[[int], None] | None = None) 
         raise ConfigError(
             f"no export found in {root} (no sidecar, no index); is the backup volume mounted?"
         )
+    return checker
+
+
+def _verification(
+    root: Path, checker: _Checker, repaired: tuple[MovedAside, ...] | None = None
+) -> Verification:
     findings = tuple(sorted(checker.findings, key=lambda f: (f.path, f.kind)))
-    return Verification(root, checker.checked, checker.bytes, findings)
+    return Verification(root, checker.checked, checker.bytes, findings, repaired)
+
+
+def _move_aside(root: Path, corrupt: list[tuple[str, ImageRef]]) -> tuple[MovedAside, ...]:
+    """Move each corrupt file and its sidecar into a new repair folder; the index forgets it."""
+    folder = _new_repair_folder(root / STATE_DIR / REPAIRED_DIR)
+    index = ExportIndex.open(root)
+    moved: list[MovedAside] = []
+    try:
+        for path, ref in corrupt:
+            source, target = root / path, folder / path
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source.rename(target)
+                sidecar_path(source).rename(sidecar_path(target))
+            except OSError as exc:
+                raise OutputError(f"cannot move {source} aside: {exc.strerror}") from None
+            fsync_dir(source.parent)
+            fsync_dir(target.parent)
+            index.forget(ref)
+            moved.append(MovedAside(path, target.relative_to(root).as_posix()))
+    finally:
+        index.close()
+    return tuple(moved)
+
+
+def _new_repair_folder(parent: Path) -> Path:
+    """A folder of this repair's own, named by the UTC time, so no earlier one is written over."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    n = 1
+    while True:
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            n += 1
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
+        return folder
 
 
 class _Checker:
@@ -124,6 +209,7 @@ class _Checker:
         self.bytes = 0
         self.sidecars = 0  # exporter sidecars seen, readable or not
         self.named: set[ImageRef] = set()  # the images those sidecars describe
+        self.corrupt: list[tuple[str, ImageRef]] = []  # each corrupt file and whose it is
         self._buffer = bytearray(HASH_BLOCK)
 
     def walk(self) -> None:
@@ -225,6 +311,7 @@ class _Checker:
             elif digest != expected.sha256:
                 problems.append("sha256 differs")
         if problems:
+            self.corrupt.append((path, expected.ref))
             self._add("corrupt", path, "; ".join(problems))
 
     def _check_lone_json(self, path: str, full: str) -> None:
@@ -295,6 +382,17 @@ def render_text(v: Verification) -> str:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(v.counts().items()))
         total = len(v.findings)
         lines.append(f"{checked} in {where}: {total} problem{'s' if total != 1 else ''} ({kinds})")
+    for moved in v.repaired or ():
+        lines.append(
+            f"moved aside: {_printable(moved.path)} -> {_printable(moved.moved_to)} "
+            "(with its sidecar)"
+        )
+    if v.repaired:
+        n = len(v.repaired)
+        them = "it" if n == 1 else "them"
+        lines.append(
+            f"repaired {n} corrupt file{'s' if n != 1 else ''}: the next run exports {them} again"
+        )
     return "\n".join(lines)
 
 
@@ -307,6 +405,8 @@ def render_json(v: Verification) -> str:
         "ok": v.ok,
         "findings": [{"kind": f.kind, "path": f.path, "detail": f.detail} for f in v.findings],
     }
+    if v.repaired is not None:
+        document["repaired"] = [{"path": m.path, "movedTo": m.moved_to} for m in v.repaired]
     # ASCII escapes keep odd file names (control characters, undecodable bytes) harmless.
     return json.dumps(document, indent=2)
 
