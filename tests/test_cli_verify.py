@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.cli import main
 from exporter.destination.index import STATE_DIR
@@ -65,6 +66,15 @@ def test_a_folder_with_its_index_but_no_sidecars_exits_1_listing_them_missing(
     assert lines[-1].endswith(f": {len(files)} problems ({len(files)} missing)")
 
 
+def write_config(path: Path, out: Path | str) -> Path:
+    raw = {
+        "portal": {"webhook_url": "https://example.bitrix24.com/rest/1/abc123def456/"},
+        "output": {"dir": str(out)},
+    }
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
 def corrupt_one(out: Path) -> str:
     """Flip a byte of one exported file; its path relative to the output."""
     victim = exported_files(out)[0]
@@ -72,6 +82,63 @@ def corrupt_one(out: Path) -> str:
     data[0] ^= 0xFF
     victim.write_bytes(bytes(data))
     return victim.relative_to(out).as_posix()
+
+
+@pytest.mark.parametrize("how", [[], ["-o"], ["--output"]])
+def test_the_folder_is_given_as_dir_or_with_output(
+    out: Path, how: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    assert main(["verify", *how, str(out)]) == 1
+    assert f"corrupt: {victim}: sha256 differs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["-c", "--config"])
+def test_the_folder_is_taken_from_the_config(
+    out: Path, tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    config = write_config(tmp_path / "nightly.yaml", out)
+    assert main(["verify", flag, str(config)]) == 1
+    assert f"corrupt: {victim}: sha256 differs" in capsys.readouterr().out
+
+
+def test_config_yaml_in_the_working_folder_is_taken_when_nothing_is_given(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = corrupt_one(out)
+    write_config(tmp_path / "config.yaml", "out")
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify"]) == 1
+    text = capsys.readouterr().out
+    assert f"corrupt: {victim}: sha256 differs" in text
+    assert " in out: 1 problem (1 corrupt)" in text
+
+
+def test_no_folder_from_anywhere_is_a_usage_error_naming_the_three_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify"]) == 2
+    err = capsys.readouterr().err
+    assert "give DIR, --output DIR or --config FILE" in err
+    assert "config.yaml" in err
+
+
+def test_a_config_that_cannot_be_loaded_exits_2_with_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.yaml").write_text("portal: [unclosed\n", encoding="utf-8")
+    assert main(["verify", "--config", str(tmp_path / "broken.yaml")]) == 2
+    assert f"error: {tmp_path / 'broken.yaml'}:" in capsys.readouterr().err
+    assert main(["verify", "-c", str(tmp_path / "absent.yaml")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_dir_and_output_together_are_refused(out: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", str(out), "--output", str(out)])
+    assert exit_info.value.code == 2
 
 
 def test_repair_exits_1_saying_what_moved_and_a_second_verify_exits_0(
