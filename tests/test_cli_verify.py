@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -15,25 +14,15 @@ import yaml
 from exporter.cli import main
 from exporter.destination.index import STATE_DIR
 from exporter.destination.lock import LOCK_NAME
-from exporter.simulator import Catalog
 
-from .support import export, exported_files, portal_for, write_manifest
+from .support import exported_files
+from .test_verify import export_once
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real export over loopback, made once; each test works on its own copy."""
-    base = tmp_path_factory.mktemp("pristine")
-    catalog = Catalog.generate(products=2, images=5, seed=9, image_size=(200, 2000))
-    manifest = write_manifest(base / "m.csv", catalog.pairs())
-
-    async def run() -> None:
-        async with portal_for(catalog) as portal:
-            result = await export(portal, manifest, base / "out")
-        assert result.exit_code == 0
-
-    asyncio.run(run())
-    return base / "out"
+    return export_once(tmp_path_factory.mktemp("pristine"))
 
 
 @pytest.fixture

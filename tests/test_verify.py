@@ -19,20 +19,28 @@ from exporter.simulator import Catalog
 from .support import export, exported_files, portal_for, write_manifest
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real export over loopback, made once; each test works on its own copy."""
-    base = tmp_path_factory.mktemp("pristine")
-    catalog = Catalog.generate(products=3, images=8, seed=5, image_size=(200, 3000))
-    manifest = write_manifest(base / "m.csv", catalog.pairs())
+def catalog() -> Catalog:
+    """What every verify test exports: 8 small images of 3 products, the same each time."""
+    return Catalog.generate(products=3, images=8, seed=5, image_size=(200, 3000))
+
+
+def export_once(base: Path) -> Path:
+    """A real export of `catalog()` over loopback into `base/out`; its manifest is `base/m.csv`."""
+    manifest = write_manifest(base / "m.csv", catalog().pairs())
 
     async def run() -> None:
-        async with portal_for(catalog) as portal:
+        async with portal_for(catalog()) as portal:
             result = await export(portal, manifest, base / "out")
         assert result.exit_code == 0
 
     asyncio.run(run())
     return base / "out"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real export over loopback, made once; each test works on its own copy."""
+    return export_once(tmp_path_factory.mktemp("pristine"))
 
 
 @pytest.fixture

@@ -22,36 +22,23 @@ from exporter.destination.verify import (
     verify_output,
 )
 from exporter.errors import LockedError, UsageError
-from exporter.simulator import Catalog
 
-from .support import export, exported_files, portal_for, write_manifest
+from .support import export, exported_files, portal_for
+from .test_verify import catalog, export_once
 
-IMAGES = 8
-
-
-def catalog() -> Catalog:
-    return Catalog.generate(products=3, images=IMAGES, seed=5, image_size=(200, 3000))
+IMAGES = len(catalog().pairs())
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real export over loopback, made once; each test works on its own copy."""
-    base = tmp_path_factory.mktemp("pristine")
-    manifest = write_manifest(base / "m.csv", catalog().pairs())
-
-    async def run() -> None:
-        async with portal_for(catalog()) as portal:
-            result = await export(portal, manifest, base / "out")
-        assert result.exit_code == 0
-
-    asyncio.run(run())
-    return base
+    return export_once(tmp_path_factory.mktemp("pristine"))
 
 
 @pytest.fixture
 def out(pristine: Path, tmp_path: Path) -> Path:
-    shutil.copy(pristine / "m.csv", tmp_path / "m.csv")
-    return Path(shutil.copytree(pristine / "out", tmp_path / "out"))
+    shutil.copy(pristine.parent / "m.csv", tmp_path / "m.csv")
+    return Path(shutil.copytree(pristine, tmp_path / "out"))
 
 
 def rel(out: Path, file: Path) -> str:
