@@ -134,6 +134,11 @@ class AccessDeniedError(ImageError):
     """`200040300010`: no right to read this product (fatal when it is every product)."""
 
 
+class NotFoundError(ImageError):
+    """`0` "Product was not found" / "Image does not exist": the portal has no such image
+    (an image already backed up is then gone, not failed)."""
+
+
 class FatalPortalError(PortalError):
     """The portal refuses the job as a whole (credentials, scope, plan, block); exit 3."""
 
@@ -185,6 +190,9 @@ _EXPIRED_TOKEN = "EXPIRED_TOKEN"
 _TRANSIENT = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER"})
 _BATCH_REFUSED = frozenset({"ERROR_BATCH_METHOD_NOT_ALLOWED", "ERROR_BATCH_LENGTH_EXCEEDED"})
 _ACCESS_DENIED = "200040300010"
+# `0` is also "any other failure": only these descriptions say the thing is not there.
+_NOT_FOUND = "0"
+_NOT_FOUND_WORDS = ("not found", "does not exist")
 # Refusals that would repeat for every image: credentials, rights, scope, plan, blocks.
 _FATAL = frozenset(
     {
@@ -244,8 +252,10 @@ def classify_portal_error(
     if status in (401, 403):
         # An auth refusal with a code we do not know still refuses every request.
         return FatalPortalError(text or f"HTTP_{status}", desc, status)
-    # Numeric codes of catalog methods (`0` not found, `100` bad parameter) and
-    # anything else a single call can fail with: record the image and go on.
+    if key == _NOT_FOUND and any(words in desc.lower() for words in _NOT_FOUND_WORDS):
+        return NotFoundError(text, desc, status)
+    # Numeric codes of catalog methods (`0` for other failures too, `100` bad parameter)
+    # and anything else a single call can fail with: record the image and go on.
     return ImageError(text or (f"HTTP_{status}" if status is not None else "ERROR"), desc, status)
 
 

@@ -12,6 +12,7 @@ from exporter.errors import (
     BatchRefusedError,
     FatalPortalError,
     ImageError,
+    NotFoundError,
     PortalError,
     TransientError,
 )
@@ -174,7 +175,7 @@ def test_a_command_listed_in_result_error_with_code_zero_failed() -> None:
     )
     parsed = parse_batch_answer(body, [get_call(1, 1), get_call(1, 2)])
     failed = parsed.outcomes["p1_i2"]
-    assert type(failed) is ImageError
+    assert type(failed) is NotFoundError  # an image failure that says the image is not there
     assert failed.description == "Image does not exist"
     assert not isinstance(parsed.outcomes["p1_i1"], PortalError)
 

@@ -72,7 +72,7 @@ def test_a_metadata_dry_run_sends_no_download_and_names_what_would_fail(
         stats = portal.stats
     text = capsys.readouterr().out
     assert stats.download_requests == 0
-    assert stats.rest_requests == 3  # two batches of get, one of list
+    assert stats.rest_requests == 4  # two batches of get, one of list, the unknown image alone
     assert not out.exists()
     assert "metadata checked: 1 would fail" in text
     assert "product 3 image 999999: 0 Image does not exist" in text
@@ -115,3 +115,23 @@ def test_the_estimate_is_what_the_limit_allows_beyond_the_burst() -> None:
     assert estimate_seconds(plan, config_with(2, 50)) == pytest.approx((1020 - 48) / 2)  # type: ignore[arg-type]
     # Downloads outside the limit: only the 20 batches count, all within the burst.
     assert estimate_seconds(plan, config_with(2, 50, share=False)) == 0  # type: ignore[arg-type]
+
+
+def test_a_dry_run_honours_force_and_recheck_as_the_run_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = catalog_of(4, 60)
+    out = tmp_path / "out"
+    with portal_in_thread(catalog) as portal:
+        manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+        config = write_config(tmp_path / "c.yaml", portal.webhook_url, manifest, out)
+        assert main(["-q", "run", "--config", str(config)]) == 0
+        capsys.readouterr()
+        assert main(["run", "--config", str(config), "--dry-run", "--force"]) == 0
+        forced = capsys.readouterr().out
+        assert main(["run", "--config", str(config), "--dry-run", "--recheck"]) == 0
+        rechecked = capsys.readouterr().out
+    assert "images named: 60, already done: 0, to export: 60" in forced
+    assert "2 metadata batches, 0 product-list batches, 60 downloads" in forced
+    assert "already done: 60, to export: 0, rechecked (metadata only): 60" in rechecked
+    assert "2 metadata batches, 0 product-list batches, 0 downloads" in rechecked

@@ -21,6 +21,7 @@ from exporter.errors import (
     Interrupted,
     LockedError,
     ManifestError,
+    NotFoundError,
     OperationTimeLimitError,
     OutputError,
     PortalError,
@@ -142,7 +143,21 @@ def test_a_5xx_without_a_code_names_the_status() -> None:
     ids=["0", "0-in-batch", "0-as-text", "100", "100-in-batch", "empty-in-batch", "null"],
 )
 def test_catalog_numeric_codes_fail_only_that_image(status: int | None, code: object) -> None:
-    assert type(classified(status, code, "Product was not found")) is ImageError
+    assert type(classified(status, code, "Could not save image.")) is ImageError
+
+
+@pytest.mark.parametrize("description", ["Product was not found", "Image does not exist"])
+@pytest.mark.parametrize(("status", "code"), [(400, 0), (None, 0), (400, "0")])
+def test_code_zero_saying_not_found_is_a_not_found_image(
+    status: int | None, code: object, description: str
+) -> None:
+    error = classified(status, code, description)
+    assert type(error) is NotFoundError
+    assert isinstance(error, ImageError)  # still that image's failure, unless it is backed up
+
+
+def test_code_zero_for_another_failure_is_not_taken_for_not_found() -> None:
+    assert type(classified(400, 0, "Could not save image.")) is ImageError
 
 
 @pytest.mark.parametrize("code", [200040300010, "200040300010"])

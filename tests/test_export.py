@@ -60,7 +60,13 @@ async def test_every_image_is_byte_identical_with_a_sidecar_per_spec(tmp_path: P
         assert sidecar["source"] == {"portal": portal.base_url.removeprefix("http://"),
                                      "method": "catalog.productImage.get"}  # fmt: skip
         assert sidecar["exportedAt"].endswith("Z")
-    assert result.report["counts"] == {"total": 500, "exported": 500, "skipped": 0, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 500,
+        "exported": 500,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.rest_requests <= math.ceil(500 / 50)
     assert stats.by_method == {"batch": 10}
     assert stats.downloads == 500
@@ -121,7 +127,13 @@ async def test_duplicate_rows_are_exported_once(tmp_path: Path) -> None:
     async with portal_for(catalog) as portal:
         result = await export(portal, manifest, tmp_path / "out")
         stats = portal.stats
-    assert result.report["counts"] == {"total": 9, "exported": 9, "skipped": 0, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 9,
+        "exported": 9,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.downloads == 9
     list_calls = stats.by_method["catalog.productImage.list"]
     assert list_calls + stats.commands["catalog.productImage.list"] == 1
@@ -220,7 +232,13 @@ async def test_rerun_sends_no_request_at_all_for_done_images(tmp_path: Path) -> 
         stats = portal.stats
     assert first.report["counts"]["exported"] == 200
     assert second.exit_code == 0
-    assert second.report["counts"] == {"total": 200, "exported": 0, "skipped": 200, "failed": 0}
+    assert second.report["counts"] == {
+        "total": 200,
+        "exported": 0,
+        "skipped": 200,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.http_requests == 0
 
 
@@ -233,7 +251,13 @@ async def test_rerun_fetches_only_what_is_new(tmp_path: Path) -> None:
         portal.stats.reset()
         result = await export(portal, write_manifest(tmp_path / "b.csv", pairs), out)
         stats = portal.stats
-    assert result.report["counts"] == {"total": 60, "exported": 20, "skipped": 40, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 60,
+        "exported": 20,
+        "skipped": 40,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.downloads == 20
     assert stats.rest_requests == 1
 
@@ -358,7 +382,13 @@ async def test_a_second_run_into_a_locked_output_is_refused_before_any_request(
     assert report["exitCode"] == 2
     assert "holds the lock" in report["abortedBy"]
     assert report["portal"] == portal.base_url.removeprefix("http://")
-    assert report["counts"] == {"total": 0, "exported": 0, "skipped": 0, "failed": 0}
+    assert report["counts"] == {
+        "total": 0,
+        "exported": 0,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
 
 
 async def test_temporaries_of_an_interrupted_run_are_removed_at_start(tmp_path: Path) -> None:

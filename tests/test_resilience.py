@@ -242,7 +242,13 @@ async def test_a_large_run_through_every_kind_of_fault_exports_every_byte(tmp_pa
         result = await ExportJob(config, clock=FakeClock()).run()
         stats = portal.stats
     assert result.exit_code == 0
-    assert result.report["counts"] == {"total": 2000, "exported": 2000, "skipped": 0, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 2000,
+        "exported": 2000,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
     assert assert_every_file_matches_its_sidecar(out, catalog) == all_ids(catalog)
     assert result.report["requests"]["retried"] > 0
     for kind in ("500", "drop", "truncate", "html"):
@@ -479,7 +485,13 @@ async def test_links_expired_before_their_download_are_fetched_afresh_once(
         result = await ExportJob(config, clock=FakeClock()).run()
     stats = portal.stats
     assert result.exit_code == 0
-    assert result.report["counts"] == {"total": 120, "exported": 120, "skipped": 0, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 120,
+        "exported": 120,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.expired_links > 0
     assert stats.by_method["catalog.productImage.get"] == stats.expired_links
     assert stats.download_requests == 120 + stats.expired_links
@@ -527,7 +539,13 @@ async def test_an_access_token_expiring_mid_run_is_refreshed_once_and_saved(
         result = await ExportJob(config, clock=FakeClock()).run()
     stats = portal.stats
     assert result.exit_code == 0
-    assert result.report["counts"] == {"total": 120, "exported": 120, "skipped": 0, "failed": 0}
+    assert result.report["counts"] == {
+        "total": 120,
+        "exported": 120,
+        "skipped": 0,
+        "failed": 0,
+        "gone": 0,
+    }
     assert stats.token_refreshes == 1
     assert stats.expired_tokens > 0
     assert json.loads(token_file.read_text(encoding="utf-8")) == {

@@ -46,6 +46,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
     run.add_argument(
+        "--recheck",
+        action="store_true",
+        help="ask the portal about done images too (metadata only), to find those gone",
+    )
+    run.add_argument(
         "--dry-run",
         nargs="?",
         const="plan",
@@ -78,7 +83,11 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     if args.dry_run:
         return _dry_run(args, config, runner)
     job = ExportJob(
-        config, force=args.force, progress=runner.progress_view(), discover=args.discover
+        config,
+        force=args.force,
+        progress=runner.progress_view(),
+        discover=args.discover,
+        recheck=args.recheck,
     )
     try:
         result = runner.run_job(job.run, lambda: job.result, job.interrupt)
@@ -107,7 +116,15 @@ def _could_not_start(args: argparse.Namespace, error: UsageError) -> None:
 def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:
     metadata = args.dry_run == "metadata"
     try:
-        plan = runner.run(lambda: dry_run(config, discover=args.discover, metadata=metadata))
+        plan = runner.run(
+            lambda: dry_run(
+                config,
+                discover=args.discover,
+                metadata=metadata,
+                force=args.force,
+                recheck=args.recheck,
+            )
+        )
     except FatalPortalError as exc:
         print(f"aborted: {redact(str(exc))}", file=sys.stderr)
         return exit_status(exc)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from exporter.config import load_config
+from exporter.errors import UsageError
+
+DEFAULT_CONFIG = Path("config.yaml")  # in the working folder, taken when it exists
+
 EXIT_CODES = """\
 exit codes:
   0    every image is exported or was already done (verify: all files match)
@@ -34,3 +39,35 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
     )
+
+
+def add_folder_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The export folder a command works on: DIR, -o DIR, or output.dir of -c FILE."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "dir", nargs="?", type=Path, metavar="DIR", help=f"the export folder to {what}"
+    )
+    where.add_argument(
+        "-o", "--output", type=Path, metavar="DIR", help="the export folder (instead of DIR)"
+    )
+    where.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"{what} output.dir of this config (default: ./{DEFAULT_CONFIG} if it exists)",
+    )
+
+
+def export_folder(args: argparse.Namespace, command: str) -> Path:
+    """The folder `add_folder_arguments` named: DIR, --output, or output.dir of the config."""
+    folder: Path | None = args.dir or args.output
+    if folder is not None:
+        return folder
+    config = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    if config is None:
+        raise UsageError(
+            f"{command} needs the export folder: give DIR, --output DIR or --config FILE "
+            f"(there is no ./{DEFAULT_CONFIG} to take it from)"
+        )
+    return load_config(config).output.dir

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.config import load_config
+from exporter.commands.shared import DEFAULT_CONFIG, add_folder_arguments, export_folder
 from exporter.destination.verify import render_json, render_text, repair_output, verify_output
-from exporter.errors import UsageError, exit_status
+from exporter.errors import exit_status
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
 
-
-DEFAULT_CONFIG = Path("config.yaml")  # in the working folder, taken when it exists
 
 HELP = "re-hash an export against its sidecars (--repair: move corrupt files aside)"
 DESCRIPTION = (
@@ -41,20 +38,7 @@ EPILOG = (
 
 def add_arguments(verify: argparse.ArgumentParser) -> None:
     """The options of `verify`."""
-    where = verify.add_mutually_exclusive_group()
-    where.add_argument(
-        "dir", nargs="?", type=Path, metavar="DIR", help="the export folder to check"
-    )
-    where.add_argument(
-        "-o", "--output", type=Path, metavar="DIR", help="the export folder (instead of DIR)"
-    )
-    where.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help=f"check output.dir of this config (default: ./{DEFAULT_CONFIG} if it exists)",
-    )
+    add_folder_arguments(verify, "check")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.add_argument(
         "--repair",
@@ -65,24 +49,10 @@ def add_arguments(verify: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Check every export, repairing on request; print the findings (JSON with --json)."""
-    folder = _folder(args)
+    folder = export_folder(args, "verify")
     result = repair_output(folder) if args.repair else verify_output(folder)
     if args.json:
         print(render_json(result))
     elif not (args.quiet and result.ok):
         print(render_text(result))
     return exit_status(failed=not result.ok)
-
-
-def _folder(args: argparse.Namespace) -> Path:
-    """The folder to check: DIR, --output, or output.dir of the config."""
-    folder: Path | None = args.dir or args.output
-    if folder is not None:
-        return folder
-    config = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    if config is None:
-        raise UsageError(
-            "verify needs the export folder: give DIR, --output DIR or --config FILE "
-            f"(there is no ./{DEFAULT_CONFIG} to take it from)"
-        )
-    return load_config(config).output.dir

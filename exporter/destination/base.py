@@ -8,6 +8,8 @@ One run, as the destination sees it:
     await sink.write(pieces)                        # hashed and stored as they come
     saved = await destination.commit(image, sink)   # the file, its index line, its sidecar
     sink.discard()                                  # or nothing is left of it
+    await destination.mark_gone(ref, since)         # an export the portal no longer has
+    await destination.keep_report(report)           # the run's report, with the last ones
     await destination.close()
 
 `open(write=False)` only reads what is done (a dry run): nothing is locked or written.
@@ -77,4 +79,33 @@ class Destination(Protocol):
 
     async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
         """Commit a received file, its index line and its sidecar as one export."""
+        ...
+
+    def images_of(self, product_id: int) -> list[ImageRef]:
+        """Every image of one product that an earlier run exported."""
+        ...
+
+    def key_of(self, ref: ImageRef) -> str:
+        """Where an exported image is, relative to the destination ("" if it is not)."""
+        ...
+
+    def gone_since(self, ref: ImageRef) -> str | None:
+        """Since when an exported image is gone from the portal (None: it is not)."""
+        ...
+
+    async def mark_gone(self, ref: ImageRef, since: str | None) -> None:
+        """Record in the export that the portal no longer has the image (`since`, the first
+        run that saw it gone), or has it again (None); the file itself stays."""
+        ...
+
+    def gone_images(self) -> list[tuple[ImageRef, str]]:
+        """Every exported image that is gone, with since when."""
+        ...
+
+    async def remove(self, ref: ImageRef) -> str:
+        """Delete an export (its file, sidecar and index line); returns where it was."""
+        ...
+
+    async def keep_report(self, report: bytes) -> None:
+        """Keep a run's report with the last ones (the latest goes where `report` says)."""
         ...

@@ -25,19 +25,28 @@ from typing import Any
 import aiofiles.os
 import anyio
 
-from exporter.atomic import commit_temp, discard, is_temporary, temp_path_for
+from exporter.atomic import (
+    commit_temp,
+    discard,
+    fsync_dir,
+    is_temporary,
+    temp_path_for,
+    write_atomic_sync,
+)
 from exporter.config import OutputConfig
 from exporter.destination.base import Sink
 from exporter.destination.index import STATE_DIR, ExportIndex
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import PathRegistry, render_layout
-from exporter.destination.sidecar import owner_of, write_sidecar
+from exporter.destination.sidecar import owner_of, rewrite_gone, sidecar_path, write_sidecar
 from exporter.errors import OutputError
 from exporter.model import ImageRef, ProductImage, SavedFile
 
 log = logging.getLogger(__name__)
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+REPORTS_DIR = "reports"  # in the state folder: the last runs' reports
+KEPT_REPORTS = 30
 
 
 def _iov_max() -> int:
@@ -95,8 +104,7 @@ class FolderDestination:
             self._lock = None
 
     def is_done(self, ref: ImageRef) -> bool:
-        assert self._index is not None, "open the destination first"
-        return self._index.is_done(ref)
+        return self._opened().is_done(ref)
 
     async def open_sink(self, image: ProductImage, content_type: str) -> FileSink:
         assert self._registry is not None, "open the destination for writing first"
@@ -113,6 +121,58 @@ class FolderDestination:
         self._index.add(image.ref, saved.key, saved.size)
         await anyio.to_thread.run_sync(self._write_sidecar, image, saved)
         return saved
+
+    def images_of(self, product_id: int) -> list[ImageRef]:
+        return self._opened().images_of(product_id)
+
+    def key_of(self, ref: ImageRef) -> str:
+        return self._opened().path_of(ref) or ""
+
+    def gone_since(self, ref: ImageRef) -> str | None:
+        return self._opened().gone_since(ref)
+
+    async def mark_gone(self, ref: ImageRef, since: str | None) -> None:
+        index = self._opened()
+        entry = index.entries.get(ref)
+        if entry is None or entry.gone == since:
+            return
+        file = self.root / entry.path
+        try:
+            # The sidecar first: it is the truth the index is rebuilt from.
+            await anyio.to_thread.run_sync(rewrite_gone, file, since)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a sidecar"
+            raise OutputError(f"cannot mark {file} gone in its sidecar: {reason}") from None
+        index.add(ref, entry.path, entry.size, since)
+
+    def gone_images(self) -> list[tuple[ImageRef, str]]:
+        index = self._opened()
+        return [(ref, entry.gone) for ref, entry in index.entries.items() if entry.gone]
+
+    async def remove(self, ref: ImageRef) -> str:
+        index = self._opened()
+        entry = index.entries[ref]
+        file = self.root / entry.path
+        try:
+            await anyio.to_thread.run_sync(_remove_export, file)
+        except OSError as exc:
+            raise OutputError(f"cannot remove {file}: {exc.strerror}") from None
+        index.forget(ref)
+        return entry.path
+
+    async def keep_report(self, report: bytes) -> None:
+        if self._lock is None:
+            return  # not opened for writing: no state folder to keep it in
+        folder = self.root / STATE_DIR / REPORTS_DIR
+        name = datetime.now(UTC).strftime("report-%Y%m%dT%H%M%S%fZ.json")
+        try:
+            await anyio.to_thread.run_sync(_keep, folder, name, report)
+        except OSError as exc:
+            log.error("cannot keep the report in %s: %s", folder, exc.strerror)
+
+    def _opened(self) -> ExportIndex:
+        assert self._index is not None, "open the destination first"
+        return self._index
 
     def _write_sidecar(self, image: ProductImage, saved: SavedFile) -> None:
         """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
@@ -209,6 +269,23 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
             views.pop(0)
         if written:
             views[0] = views[0][written:]
+
+
+def _remove_export(file: Path) -> None:
+    """An export's sidecar, then its file (a kill between leaves a file without a
+    sidecar: not done, and replaced by the next export of that name)."""
+    discard(sidecar_path(file))
+    discard(file)
+    fsync_dir(file.parent)
+
+
+def _keep(folder: Path, name: str, report: bytes) -> None:
+    """Write one report among the kept ones and drop the oldest beyond `KEPT_REPORTS`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic_sync(folder / name, report)
+    kept = sorted(p for p in folder.iterdir() if p.name.startswith("report-"))
+    for old in kept[:-KEPT_REPORTS]:
+        discard(old)
 
 
 def remove_temporaries(root: Path) -> int:

@@ -34,6 +34,7 @@ class IndexEntry:
 
     path: str  # relative to the output folder, "/"-separated
     size: int
+    gone: str | None = None  # since when the portal no longer has the image
 
 
 class ExportIndex:
@@ -44,6 +45,7 @@ class ExportIndex:
         self.entries = entries
         self._root = str(root)
         self._file: IO[str] | None = None
+        self._by_product: dict[int, list[ImageRef]] | None = None  # built when first asked
 
     @classmethod
     def open(cls, root: Path) -> ExportIndex:
@@ -93,16 +95,31 @@ class ExportIndex:
         for ref, entry in self.entries.items():
             yield ref, entry.path
 
-    def add(self, ref: ImageRef, path: str, size: int) -> None:
-        """Record a completed export (file and sidecar are in place)."""
-        self.entries[ref] = IndexEntry(path, size)
+    def add(self, ref: ImageRef, path: str, size: int, gone: str | None = None) -> None:
+        """Record a completed export (file and sidecar are in place), or a new state of one."""
+        entry = self.entries[ref] = IndexEntry(path, size, gone)
+        self._by_product = None
         if self._file is not None:
-            self._file.write(_line(ref, IndexEntry(path, size)))
+            self._file.write(_line(ref, entry))
             self._file.flush()
+
+    def gone_since(self, ref: ImageRef) -> str | None:
+        """Since when the portal no longer has an exported image (None: it has)."""
+        entry = self.entries.get(ref)
+        return entry.gone if entry else None
+
+    def images_of(self, product_id: int) -> list[ImageRef]:
+        """Every exported image of one product."""
+        if self._by_product is None:
+            self._by_product = {}
+            for ref in self.entries:
+                self._by_product.setdefault(ref.product_id, []).append(ref)
+        return list(self._by_product.get(product_id, ()))
 
     def forget(self, ref: ImageRef) -> None:
         """Drop an image whose file was moved aside, so the next run exports it again."""
         self.entries.pop(ref, None)
+        self._by_product = None
         if self._file is not None:
             self._file.write(_removal_line(ref))
             self._file.flush()
@@ -120,6 +137,8 @@ def _line(ref: ImageRef, entry: IndexEntry) -> str:
         "path": entry.path,
         "size": entry.size,
     }
+    if entry.gone is not None:
+        record["gone"] = entry.gone
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
@@ -140,7 +159,12 @@ def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
                 if record.get("removed") is True:
                     entries.pop(ref, None)
                 else:
-                    entries[ref] = IndexEntry(str(record["path"]), int(record["size"]))
+                    gone = record.get("gone")
+                    entries[ref] = IndexEntry(
+                        str(record["path"]),
+                        int(record["size"]),
+                        gone if isinstance(gone, str) else None,
+                    )
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
     return entries, lines
@@ -166,5 +190,5 @@ def _scan_sidecars(root: Path) -> dict[ImageRef, IndexEntry]:
             facts = read_sidecar(file)
             if facts is not None:
                 relative = file.relative_to(root).as_posix()
-                entries[facts.ref] = IndexEntry(relative, facts.size)
+                entries[facts.ref] = IndexEntry(relative, facts.size, facts.gone)
     return entries

@@ -28,8 +28,9 @@ def sidecar_path(file: Path) -> Path:
 def build_sidecar(
     image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
 ) -> dict[str, Any]:
-    """The sidecar document of the spec."""
-    return {
+    """The sidecar document of the spec; an image the portal answered for another product
+    than the one asked (a parent's variation) records the one asked as `requested`."""
+    document: dict[str, Any] = {
         "productImage": dict(image.fields),
         "file": {
             "name": PurePosixPath(saved.key).name,
@@ -41,17 +42,23 @@ def build_sidecar(
         "exportedAt": exported_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "exporter": {"version": __version__},
     }
+    if str(image.fields.get("productId")) != str(image.ref.product_id):
+        document["requested"] = {"productId": image.ref.product_id}
+    return document
 
 
 def write_sidecar(
     file: Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
 ) -> Path:
     """Write the sidecar of the saved file at `file`, whole or not at all; return its path."""
-    document = build_sidecar(image, saved, portal_host, exported_at)
     path = sidecar_path(file)
+    _write_document(path, build_sidecar(image, saved, portal_host, exported_at))
+    return path
+
+
+def _write_document(path: Path, document: dict[str, Any]) -> None:
     text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     write_atomic_sync(path, text.encode("utf-8"))
-    return path
 
 
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one
@@ -62,10 +69,11 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 class SidecarFacts:
     """What a sidecar says about its file: whose it is, its name, size and hash."""
 
-    ref: ImageRef
+    ref: ImageRef  # as the manifest names it (`requested` when the portal answered another)
     name: str | None  # the file name it describes, when it says
     size: int
     sha256: str  # lower-case hex
+    gone: str | None = None  # since when the portal no longer has the image
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +94,10 @@ def parse_sidecar(raw: bytes) -> SidecarFacts | Rejected:
     meta = document.get("file") if isinstance(document, dict) else None
     if not isinstance(image, dict) or not isinstance(meta, dict):
         return Rejected("not an exporter sidecar (no productImage and file)", shaped=False)
+    requested = document.get("requested")
+    asked = requested.get("productId") if isinstance(requested, dict) else None
     try:
-        ref = ImageRef(int(image["productId"]), int(image["id"]))
+        ref = ImageRef(int(asked or image["productId"]), int(image["id"]))
     except (KeyError, TypeError, ValueError):
         return Rejected("productImage has no valid id and productId", shaped=True)
     size, sha256, name = meta.get("size"), meta.get("sha256"), meta.get("name")
@@ -97,7 +107,20 @@ def parse_sidecar(raw: bytes) -> SidecarFacts | Rejected:
         return Rejected("file.sha256 is not a SHA-256 hex digest", shaped=True)
     if name is not None and not isinstance(name, str):
         return Rejected("file.name is not a string", shaped=True)
-    return SidecarFacts(ref, name, size, sha256.lower())
+    gone = document.get("gone")
+    since = gone.get("since") if isinstance(gone, dict) else None
+    return SidecarFacts(ref, name, size, sha256.lower(), since if isinstance(since, str) else None)
+
+
+def rewrite_gone(file: Path, since: str | None) -> None:
+    """Mark the sidecar of `file` gone since `since` (None: not gone), whole or not at all."""
+    path = sidecar_path(file)
+    document = json.loads(path.read_bytes())
+    if since is None:
+        document.pop("gone", None)
+    else:
+        document["gone"] = {"since": since}
+    _write_document(path, document)
 
 
 def load_sidecar(path: str | Path) -> SidecarFacts | Rejected:

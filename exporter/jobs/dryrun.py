@@ -35,6 +35,7 @@ class Plan:
 
     named: int = 0  # distinct images named by pairs
     done: int = 0  # of which already exported
+    rechecked: int = 0  # done ones whose metadata a run asks for again (--recheck)
     pending: list[ImageRef] = field(default_factory=list)  # named, not done yet
     product_ids: set[int] = field(default_factory=set)  # products listed whole at run time
     listed: int | None = None  # their images not yet done (known with metadata)
@@ -63,7 +64,8 @@ class Plan:
 def requests_needed(plan: Plan, config: Config) -> tuple[int, int, int]:
     """Metadata batches, product-list batches and downloads the run sends."""
     size = config.batch_size
-    return math.ceil(plan.to_fetch / size), math.ceil(plan.products / size), plan.downloads()
+    metadata = math.ceil((plan.to_fetch + plan.rechecked) / size)
+    return metadata, math.ceil(plan.products / size), plan.downloads()
 
 
 def estimate_seconds(plan: Plan, config: Config) -> float:
@@ -75,7 +77,7 @@ def estimate_seconds(plan: Plan, config: Config) -> float:
     return max(0, counted - capacity) / rate.requests_per_second
 
 
-def read_plan(manifest: Path, selection: Selection) -> Plan:
+def read_plan(manifest: Path, selection: Selection, *, recheck: bool = False) -> Plan:
     """Count a manifest against what is done, as a run would judge it; no request."""
     validate_manifest(manifest)
     plan = Plan()
@@ -89,6 +91,7 @@ def read_plan(manifest: Path, selection: Selection) -> Plan:
             plan.named += 1
         if verdict is Verdict.DONE:
             plan.done += 1
+            plan.rechecked += recheck
         elif verdict is Verdict.NEW:
             plan.pending.append(ref)
     return plan
@@ -130,6 +133,7 @@ def render_plan(plan: Plan, config: Config) -> str:
     lines = ["dry run: nothing was downloaded or written"]
     lines.append(
         f"images named: {plan.named}, already done: {plan.done}, to export: {plan.to_fetch}"
+        + (f", rechecked (metadata only): {plan.rechecked}" if plan.rechecked else "")
     )
     if plan.products:
         whose = "found by walking the catalog" if plan.discovered else "named without images"
@@ -162,20 +166,23 @@ async def dry_run(
     *,
     discover: bool = False,
     metadata: bool = False,
+    force: bool = False,
+    recheck: bool = False,
     clock: Clock | None = None,
     budget: BucketStore | None = None,
 ) -> Plan:
-    """What a run would do; the portal is asked only for discovery and `metadata`."""
+    """What a run with these options would do; the portal is asked only for discovery
+    and `metadata`."""
     destination = destination_for(config)
     await destination.open(write=False)
     try:
-        selection = Selection(destination.is_done)
+        selection = Selection(destination.is_done, force=force)
         if discover:
             plan = Plan()
         elif config.manifest is None:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
         else:
-            plan = read_plan(config.manifest, selection)
+            plan = read_plan(config.manifest, selection, recheck=recheck)
         if discover or metadata:
             async with http_session(config) as session:
                 client = portal_client(config, session, clock=clock, budget=budget)

@@ -34,7 +34,7 @@ from exporter.errors import (
 )
 from exporter.jobs.pipeline import Pipeline
 from exporter.jobs.progress import ProgressView, Snapshot
-from exporter.jobs.report import Tally, build_report, write_report
+from exporter.jobs.report import Tally, build_report, report_bytes, write_report
 from exporter.jobs.session import destination_for, http_session, portal_client
 from exporter.jobs.state import RunState
 from exporter.manifest import validate_manifest
@@ -87,16 +87,19 @@ class ExportJob:
         budget: BucketStore | None = None,
         progress: ProgressView | None = None,
         discover: bool = False,
+        recheck: bool = False,
         destination: Destination | None = None,
     ) -> None:
         """`budget` holds the limiter's state; by default a file shared by every exporter
         process on this machine that talks to the same portal. `progress` shows the
         run's counters as it goes. `discover` exports every image of the catalog,
-        found by walking it, instead of the manifest's. `destination` is where the
-        files land; by default the one `output` configures."""
+        found by walking it, instead of the manifest's. `recheck` asks the portal about
+        done images named by pairs too (metadata only), to find those gone.
+        `destination` is where the files land; by default the one `output` configures."""
         self.config = config
         self.force = force
         self.discover = discover
+        self.recheck = recheck
         self.result: ExportResult | None = None
         self._clock = clock
         self._budget = budget
@@ -122,26 +125,25 @@ class ExportJob:
         state = RunState(tally)
         counts = RequestCounts()
         stopped_by: BaseException | None = None
+        opened = False
         try:
             self._check_manifest()
             await self._destination.open()
-            try:
-                async with http_session(config) as session:
-                    client = self._client(session)
-                    counts = client.counts
-                    pipeline = Pipeline(
-                        config, client, self._destination, state,
-                        force=self.force, discover=self.discover,
-                    )  # fmt: skip
+            opened = True
+            async with http_session(config) as session:
+                client = self._client(session)
+                counts = client.counts
+                pipeline = Pipeline(
+                    config, client, self._destination, state,
+                    force=self.force, discover=self.discover, recheck=self.recheck,
+                )  # fmt: skip
 
-                    def snapshot() -> Snapshot:
-                        return _snapshot(tally, client.counts, time.monotonic() - began)
+                def snapshot() -> Snapshot:
+                    return _snapshot(tally, client.counts, time.monotonic() - began)
 
-                    await pipeline.run(self._progress, snapshot)
-                    if self._progress is not None:
-                        self._progress.close(snapshot())
-            finally:
-                await self._destination.close()
+                await pipeline.run(self._progress, snapshot)
+                if self._progress is not None:
+                    self._progress.close(snapshot())
             stopped_by = state.verdict()
             if stopped_by is not None:
                 log.error("aborted: %s", stopped_by)
@@ -167,6 +169,10 @@ class ExportJob:
             if not write_report(config.report, report) and exit_code == EXIT_OK:
                 # A nightly run whose report cannot land has not told the truth: not 0.
                 exit_code = report["exitCode"] = EXIT_INCOMPLETE
+            if opened:
+                with anyio.CancelScope(shield=True):
+                    await self._destination.keep_report(report_bytes(report))
+                    await self._destination.close()
             seconds = time.monotonic() - began
             self.result = ExportResult(exit_code, report, config.report, aborted_by, seconds)
         return self.result

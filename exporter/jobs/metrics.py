@@ -41,7 +41,10 @@ def render_metrics(
         ("last_run_duration_seconds", "Wall time of the last run.", duration_seconds, {}),
         ("last_run_bytes", "Bytes downloaded by the last run.", report.get("bytes", 0), {}),
     ]  # fmt: skip
-    images = [(state, counts[state]) for state in ("total", "exported", "skipped", "failed")]
+    images = [
+        (state, counts.get(state, 0))
+        for state in ("total", "exported", "skipped", "failed", "gone")
+    ]
     sent = [(kind, requests[kind]) for kind in ("rest", "batch", "download")]
     lines: list[str] = []
     portal = {"portal": str(report.get("portal", ""))}
@@ -49,7 +52,8 @@ def render_metrics(
         lines += _family(name, help_text, [({**portal, **labels}, value)])
     lines += _family(
         "last_run_images",
-        "Images of the last run by state (skipped: already done before it).",
+        "Images of the last run by state (skipped: already done before it; gone: found gone"
+        " from the portal by it).",
         [({**portal, "state": state}, value) for state, value in images],
     )
     lines += _family(

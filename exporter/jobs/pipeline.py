@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
@@ -29,13 +30,14 @@ from exporter.destination.receive import receive
 from exporter.errors import (
     DownloadError,
     ImageError,
+    NotFoundError,
     PortalError,
     StaleLinkError,
     TransientError,
     primary_exception,
 )
 from exporter.jobs.progress import ProgressView, Snapshot
-from exporter.jobs.state import RunState, Selection
+from exporter.jobs.state import RunState, Selection, Verdict
 from exporter.manifest import iter_manifest
 from exporter.model import ImageRef, Incoming, ProductImage
 from exporter.portal.catalog import DiscoveryProgress, walk_catalog
@@ -46,6 +48,7 @@ from exporter.portal.retry import Action, Tries
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Named = tuple[ImageRef, bool]  # an image a manifest row names; True: done, only rechecked
 
 BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arrive
 
@@ -62,14 +65,19 @@ class Pipeline:
         *,
         force: bool,
         discover: bool = False,
+        recheck: bool = False,
     ) -> None:
+        """`recheck` asks the portal for the metadata of done images named by pairs (no
+        download), to see which are gone."""
         self.config = config
         self.client = client
         self.destination = destination
         self.state = state
         self.discover = discover
+        self.recheck = recheck
         self.metadata = MetadataFetcher(client, batch_size=config.batch_size)
         self.selection = Selection(destination.is_done, force=force)
+        self._since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # for images found gone
 
     async def run(
         self, progress: ProgressView | None = None, snapshot: Callable[[], Snapshot] | None = None
@@ -86,7 +94,7 @@ class Pipeline:
 
     async def _stages(self) -> None:
         size = self.config.batch_size
-        refs_tx, refs_rx = anyio.create_memory_object_stream[ImageRef](size * 2)
+        refs_tx, refs_rx = anyio.create_memory_object_stream[Named](size * 2)
         products_tx, products_rx = anyio.create_memory_object_stream[int](size * 2)
         images_tx, images_rx = anyio.create_memory_object_stream[ProductImage](size * 2)
         workers = self.config.download_concurrency
@@ -108,7 +116,7 @@ class Pipeline:
 
     # Stage 1: the manifest, deduplicated, done images skipped without a request.
 
-    async def _read_manifest(self, refs: Sender[ImageRef], products: Sender[int]) -> None:
+    async def _read_manifest(self, refs: Sender[Named], products: Sender[int]) -> None:
         assert self.config.manifest is not None
         listed: set[int] = set()
         async with refs, products:
@@ -119,12 +127,15 @@ class Pipeline:
                         await products.send(row.product_id)
                     continue
                 ref = ImageRef(row.product_id, row.image_id)
-                if self._is_new(ref):
-                    await refs.send(ref)
+                verdict = self.selection.judge(ref)
+                if self.state.count(verdict):
+                    await refs.send((ref, False))
+                elif verdict is Verdict.DONE and self.recheck:
+                    await refs.send((ref, True))
                 elif number % 512 == 0:
                     await anyio.lowlevel.checkpoint()  # a long run of done images yields too
 
-    async def _discover_products(self, refs: Sender[ImageRef], products: Sender[int]) -> None:
+    async def _discover_products(self, refs: Sender[Named], products: Sender[int]) -> None:
         """Every product and variation of every catalog, found with the fast paging."""
         refs.close()  # no image is named: each product's images come from its list
         found = DiscoveryProgress()
@@ -140,18 +151,24 @@ class Pipeline:
             self.state.warn(f"catalog (iblock {iblock}) not walked: {error}")
         log.info("discovery: %d products in %d catalogs", len(listed), found.catalogs)
 
-    def _is_new(self, ref: ImageRef) -> bool:
-        """Count an image the first time it is seen; False for repeats and done ones."""
-        return self.state.count(self.selection.judge(ref))
-
     # Stage 2: metadata, for named images (get) and for whole products (list).
 
-    async def _fetch_metadata(self, refs: Receiver[ImageRef], images: Sender[ProductImage]) -> None:
+    async def _fetch_metadata(self, refs: Receiver[Named], images: Sender[ProductImage]) -> None:
         async with refs, images:
             while batch := await _next_batch(refs, self.config.batch_size):
-                for ref, outcome in await self.metadata.get_images(batch):
-                    if isinstance(outcome, PortalError):
+                rechecked = {ref for ref, recheck in batch if recheck}
+                found = await self.metadata.get_images([ref for ref, _ in batch])
+                for ref, outcome in found:
+                    in_backup = ref in rechecked or self.destination.is_done(ref)
+                    if isinstance(outcome, NotFoundError) and in_backup:
+                        await self._gone(ref)
+                    elif ref in rechecked and isinstance(outcome, PortalError):
+                        self.state.warn(f"{ref}: not rechecked: {outcome}")
+                    elif isinstance(outcome, PortalError):
                         self.state.fail(ref.product_id, ref.image_id, outcome)
+                    elif ref in rechecked:
+                        self.state.read(1)
+                        await self._present(ref)  # there, and saved already
                     else:
                         self.state.read(1)
                         await images.send(outcome)
@@ -162,13 +179,51 @@ class Pipeline:
         async with products, images:
             while batch := await _next_batch(products, self.config.batch_size):
                 for product_id, outcome in await self.metadata.list_products(batch):
+                    backed_up = self.destination.images_of(product_id)
+                    if isinstance(outcome, NotFoundError) and backed_up:
+                        for ref in backed_up:  # the product is gone, and its images with it
+                            await self._gone(ref)
+                        continue
                     if isinstance(outcome, PortalError):
                         self.state.fail_product(product_id, outcome)
                         continue
                     self.state.read(len(outcome))
+                    await self._compare_listing(product_id, outcome, backed_up)
                     for image in outcome:
-                        if self._is_new(image.ref):
+                        verdict = self.selection.judge(image.ref)
+                        if verdict is Verdict.DONE:
+                            await self._present(image.ref)
+                        if self.state.count(verdict):
                             await images.send(image)
+
+    async def _compare_listing(
+        self, product_id: int, listed: list[ProductImage], backed_up: list[ImageRef]
+    ) -> None:
+        """Images of the backup that a product no longer lists are gone.
+
+        Compared by image id: a parent with variations answers with a variation's
+        productId (§5c), and an image id names one file whatever product it is under.
+        """
+        answered = {image.ref.product_id for image in listed} - {product_id}
+        for other in sorted(answered):
+            backed_up = backed_up + self.destination.images_of(other)
+        there = {image.ref.image_id for image in listed}
+        for ref in backed_up:
+            if ref.image_id not in there:
+                await self._gone(ref)
+
+    async def _gone(self, ref: ImageRef) -> None:
+        """An image of the backup that the portal no longer has: marked, counted, kept."""
+        if self.destination.gone_since(ref) is not None:
+            return  # seen gone by an earlier run: nothing new
+        await self.destination.mark_gone(ref, self._since)
+        self.state.gone(ref, self.destination.key_of(ref), self._since)
+
+    async def _present(self, ref: ImageRef) -> None:
+        """An image of the backup that the portal has (again): not gone any more."""
+        if self.destination.gone_since(ref) is not None:
+            log.info("%s is back on the portal", ref)
+            await self.destination.mark_gone(ref, None)
 
     # Stage 3: downloads into the destination's sinks. Stage 4: commits (file, index
     # line, sidecar).
@@ -233,7 +288,7 @@ class Pipeline:
         # waits at most for one fsync and two renames).
         with anyio.CancelScope(shield=True):
             saved = await self.destination.commit(image, sink)
-        self.state.exported(saved.size)
+        self.state.exported(image.ref, saved.key, saved.size)
         log.debug("%s: saved %s (%d bytes)", image.ref, saved.key, saved.size)
 
 

@@ -15,10 +15,12 @@ from typing import Any
 
 from exporter.atomic import write_atomic_sync
 from exporter.errors import EXIT_USAGE
-from exporter.model import RequestCounts
+from exporter.model import ImageRef, RequestCounts
 from exporter.redact import redact
 
 log = logging.getLogger(__name__)
+
+MAX_LISTED = 10_000  # images of each kind a report lists by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +42,46 @@ class Failure:
 
 @dataclass
 class Tally:
-    """Running counts of a job."""
+    """Running counts of a job, and what it changed in the backup image by image (the
+    first `MAX_LISTED` of each kind; `cut` says when there were more)."""
 
     total: int = 0
     exported: int = 0
     skipped: int = 0
     failed: int = 0
+    gone: int = 0  # images found gone from the portal by this run
     bytes: int = 0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what was left out, not per image
+    exported_list: list[dict[str, Any]] = field(default_factory=list)
+    gone_list: list[dict[str, Any]] = field(default_factory=list)
 
     def fail(self, failure: Failure) -> None:
         self.failed += 1
         self.failures.append(failure)
+
+    def export(self, ref: ImageRef, key: str, size: int) -> None:
+        self.exported += 1
+        self.bytes += size
+        if len(self.exported_list) < MAX_LISTED:
+            self.exported_list.append(_change(ref, key))
+
+    def find_gone(self, ref: ImageRef, key: str, since: str) -> None:
+        self.gone += 1
+        if len(self.gone_list) < MAX_LISTED:
+            self.gone_list.append({**_change(ref, key), "since": since})
+
+    @property
+    def cut(self) -> dict[str, bool]:
+        """Which lists hold fewer images than the run changed."""
+        return {
+            "exported": self.exported > len(self.exported_list),
+            "gone": self.gone > len(self.gone_list),
+        }
+
+
+def _change(ref: ImageRef, key: str) -> dict[str, Any]:
+    return {"productId": ref.product_id, "id": ref.image_id, "file": key}
 
 
 def build_report(
@@ -75,6 +104,7 @@ def build_report(
             "exported": tally.exported,
             "skipped": tally.skipped,
             "failed": tally.failed,
+            "gone": tally.gone,
         },
         "requests": {
             "rest": counts.rest,
@@ -92,6 +122,11 @@ def build_report(
             }
             for f in tally.failures
         ],
+        "changes": {
+            "exported": tally.exported_list,
+            "gone": tally.gone_list,
+            "cut": tally.cut,
+        },
         "bytes": tally.bytes,
         "exitCode": exit_code,
     }
@@ -116,12 +151,16 @@ def usage_error_report(portal: str, reason: str) -> dict[str, Any]:
     )
 
 
+def report_bytes(report: dict[str, Any]) -> bytes:
+    """The report as the file holds it."""
+    return (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def write_report(path: Path, report: dict[str, Any]) -> bool:
     """Write the report atomically; a failure to write is logged, not raised."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(report, ensure_ascii=False, indent=2) + "\n"
-        write_atomic_sync(path, text.encode("utf-8"))
+        write_atomic_sync(path, report_bytes(report))
     except OSError as exc:
         log.error("cannot write the report %s: %s", path, exc.strerror)
         return False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 
-from exporter.config import Config
+from exporter.config import DEFAULT_LAYOUT, Config, OutputConfig
 from exporter.destination.base import Destination
 from exporter.destination.folder import FolderDestination
 from exporter.portal.auth import make_auth
@@ -51,3 +53,8 @@ def http_session(config: Config) -> aiohttp.ClientSession:
 def destination_for(config: Config) -> Destination:
     """Where `output` says the export lands (the run's report is no image's place)."""
     return FolderDestination(config.output, config.portal.host, reserved=[config.report])
+
+
+def destination_at(folder: Path) -> Destination:
+    """An existing export named by its folder alone (`prune`), its layout the default."""
+    return FolderDestination(OutputConfig(folder, DEFAULT_LAYOUT), portal_host="")

@@ -90,11 +90,15 @@ class RunState:
         self._images_read += images
         self._transient_streak = 0
 
-    def exported(self, size: int) -> None:
+    def exported(self, ref: ImageRef, key: str, size: int) -> None:
         """One image is exported whole."""
-        self.tally.exported += 1
-        self.tally.bytes += size
+        self.tally.export(ref, key, size)
         self._transient_streak = 0
+
+    def gone(self, ref: ImageRef, key: str, since: str) -> None:
+        """An image of the backup was found gone from the portal (no failure)."""
+        self.tally.find_gone(ref, key, since)
+        log.info("%s is gone from the portal; its file stays in the backup", ref)
 
     def warn(self, warning: str) -> None:
         """Something was left out that is no single image (a catalog not walked)."""

@@ -8,6 +8,8 @@ Per-image errors come back as values; an error that refuses the whole job is rai
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,11 +26,14 @@ from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
 from exporter.portal.retry import GAVE_UP, Action, Tries
 
+log = logging.getLogger(__name__)
+
 GET_METHOD = "catalog.productImage.get"
 LIST_METHOD = "catalog.productImage.list"
-# What a failed command inside a batch gets from the next round: sent alone, after its
-# method's time budget frees up (the client pauses the method), or simply again.
-ROUND_STEPS = frozenset({Action.ALONE, Action.WAIT, Action.RETRY})
+# What a failed command inside a batch gets from the next round: sent alone (its method
+# refused in batch, or the command answered "not found"), after its method's time
+# budget frees up (the client pauses the method), or simply again.
+ROUND_STEPS = frozenset({Action.ALONE, Action.TRY_ALONE, Action.WAIT, Action.RETRY})
 
 
 def parse_image(raw: object, method: str) -> ProductImage:
@@ -92,9 +97,10 @@ class MetadataFetcher:
     async def _run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
         done: dict[str, Any | PortalError] = {}
         tries: dict[str, Tries] = {}
+        alone: set[str] = set()  # keys asked again on their own
         pending = list(calls)
         while pending:
-            outcomes, exhausted = await self._send_round(pending)
+            outcomes, exhausted = await self._send_round(pending, alone)
             again: list[BatchCall] = []
             for call in pending:
                 outcome = outcomes[call.key]
@@ -107,6 +113,8 @@ class MetadataFetcher:
                 tries[call.key] = step.tries
                 if step.action is Action.ALONE:
                     self._alone.add(call.method)
+                elif step.action is Action.TRY_ALONE:
+                    alone.add(call.key)
                 if step.action in ROUND_STEPS:
                     again.append(call)
                 else:
@@ -115,12 +123,17 @@ class MetadataFetcher:
         return done
 
     async def _send_round(
-        self, calls: Sequence[BatchCall]
+        self, calls: Sequence[BatchCall], alone: set[str]
     ) -> tuple[dict[str, Any | PortalError], set[str]]:
-        """Each call's outcome, and the keys whose request the client already retried."""
+        """Each call's outcome, and the keys whose request the client already retried;
+        calls of a method refused in batch, and the keys in `alone`, go on their own."""
         outcomes: dict[str, Any | PortalError] = {}
         exhausted: set[str] = set()
-        batchable = [c for c in calls if c.method not in self._alone and self._batch_size > 1]
+        batchable = [
+            c
+            for c in calls
+            if c.method not in self._alone and c.key not in alone and self._batch_size > 1
+        ]
         for start in range(0, len(batchable), self._batch_size):
             chunk = batchable[start : start + self._batch_size]
             if len(chunk) == 1:
@@ -158,8 +171,13 @@ def _one_image(outcome: Any | PortalError, ref: ImageRef) -> ProductImage | Port
         image = parse_image(raw, GET_METHOD)
     except PortalError as exc:
         return exc
-    if image.ref != ref:
+    if image.ref.image_id != ref.image_id:
         return unfit_answer("the portal answered for another image")
+    if image.ref != ref:
+        # A parent product with variations answers for its newest variation (§5c): the
+        # image keeps the pair it was asked as, its metadata the portal's productId.
+        log.info("%s: the portal answers with product %d", ref, image.ref.product_id)
+        return dataclasses.replace(image, ref=ref)
     return image
 
 

@@ -13,8 +13,8 @@ policy alone decides whether and how long:
   waits for the method's time budget; neither is a failed attempt, but both are bounded
   so a portal that never lets up cannot hold a call for ever;
 * `expired_token` refreshes the credentials once, a refused download link is renewed
-  with fresh metadata once, and a command the portal will not run inside a batch is
-  sent on its own;
+  with fresh metadata once, a command the portal will not run inside a batch is sent on
+  its own, and one that answered "not found" inside a batch is asked once more alone;
 * anything else is given up at once: the error is the answer.
 """
 
@@ -27,6 +27,7 @@ from exporter.config import RetryConfig
 from exporter.errors import (
     BatchRefusedError,
     ExpiredTokenError,
+    NotFoundError,
     OperationTimeLimitError,
     RateLimitedError,
     StaleLinkError,
@@ -47,6 +48,7 @@ class Action(enum.Enum):
     REFRESH = "refresh"  # the credentials expired: refresh them, ask again
     RENEW_LINK = "renew link"  # a download link was refused: fresh metadata, fetch again
     ALONE = "alone"  # refused inside a batch: send it as a request of its own
+    TRY_ALONE = "try alone"  # "not found" inside a batch: ask once more on its own
     GIVE_UP = "give up"  # the error is the call's outcome
 
 
@@ -59,6 +61,7 @@ class Tries:
     waits: int = 0  # 429 OPERATION_TIME_LIMIT answers
     refreshes: int = 0  # credential refreshes
     renewals: int = 0  # download links renewed
+    alone: int = 0  # times asked again on its own after "not found" in a batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class RetryPolicy:
     max_operating_waits: int = 20  # 429s for one call before it is given up
     max_refreshes: int = 1  # credential refreshes for one call
     max_renewals: int = 1  # fresh download links for one image
+    max_alone: int = 1  # a batched "not found" asked again alone (a portal quirk, §5c)
 
     @classmethod
     def from_config(cls, retries: RetryConfig) -> RetryPolicy:
@@ -116,6 +120,12 @@ class RetryPolicy:
             return Step(Action.GIVE_UP if over else Action.RENEW_LINK, tries)
         if isinstance(error, BatchRefusedError):
             return Step(Action.ALONE, tries)
+        if isinstance(error, NotFoundError):
+            # In one batch, images of a second product catalog may answer "not found";
+            # the same call alone does not. A call that was alone already is exhausted.
+            tries = replace(tries, alone=tries.alone + 1)
+            over = tries.alone > self.max_alone
+            return Step(Action.GIVE_UP if over else Action.TRY_ALONE, tries)
         if isinstance(error, TransientError):
             tries = replace(tries, failures=tries.failures + 1)
             if tries.failures >= self.max_attempts:
