@@ -383,7 +383,7 @@ async def test_a_second_run_into_a_locked_output_is_refused_before_any_request(
     assert "holds the lock" in report["abortedBy"]
     assert report["portal"] == portal.base_url.removeprefix("http://")
     assert report["counts"] == {
-        "total": 0,
+        "total": 4,  # the job it would have been
         "exported": 0,
         "skipped": 0,
         "failed": 0,

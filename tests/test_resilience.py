@@ -410,6 +410,7 @@ def test_a_signal_mid_run_exits_128_plus_its_number_with_a_report_and_no_half_fi
     report = report_of(out)
     assert report["exitCode"] == 128 + signum
     assert report["counts"]["exported"] < 200  # it really was stopped midway
+    assert report["counts"]["total"] == 200  # the whole job's, not what happened to be queued
     assert list(out.rglob(PARTIAL)) == []
     assert len(assert_every_file_matches_its_sidecar(out, catalog)) == report["counts"]["exported"]
 

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.config import Config
+from exporter.config import Config, RateLimitConfig
 from exporter.errors import ConfigError, PortalError
 from exporter.jobs.report import Failure
 from exporter.jobs.session import destination_for, http_session, portal_client
@@ -70,11 +70,17 @@ def requests_needed(plan: Plan, config: Config) -> tuple[int, int, int]:
 
 def estimate_seconds(plan: Plan, config: Config) -> float:
     """Wall time the portal's limit allows for those requests (transfers not counted)."""
-    rate = config.rate_limit
     metadata, lists, downloads = requests_needed(plan, config)
-    counted = metadata + lists + (downloads if rate.downloads_share_limit else 0)
+    rate = config.rate_limit
     capacity = max(1, rate.burst - headroom(rate.burst))
-    return max(0, counted - capacity) / rate.requests_per_second
+    return seconds_at_limit(metadata + lists, downloads, rate, capacity)
+
+
+def seconds_at_limit(rest: float, downloads: float, rate: RateLimitConfig, tokens: float) -> float:
+    """The least time the portal's limit lets `rest` requests and `downloads` take, with
+    `tokens` of the bucket still free (downloads count only when they share the limit)."""
+    counted = rest + (downloads if rate.downloads_share_limit else 0)
+    return max(0.0, counted - tokens) / rate.requests_per_second
 
 
 def read_plan(manifest: Path, selection: Selection, *, recheck: bool = False) -> Plan:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,11 +33,12 @@ from exporter.errors import (
     UsageError,
     exit_status,
 )
+from exporter.jobs.dryrun import seconds_at_limit
 from exporter.jobs.pipeline import Pipeline
-from exporter.jobs.progress import ProgressView, Snapshot
+from exporter.jobs.progress import ProgressView, Snapshot, time_left
 from exporter.jobs.report import Tally, build_report, report_bytes, write_report
 from exporter.jobs.session import destination_for, http_session, portal_client
-from exporter.jobs.state import RunState
+from exporter.jobs.state import RunState, named_images
 from exporter.manifest import validate_manifest
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
@@ -126,8 +128,9 @@ class ExportJob:
         counts = RequestCounts()
         stopped_by: BaseException | None = None
         opened = False
+        snapshot: Callable[[], Snapshot] | None = None
         try:
-            self._check_manifest()
+            self._check_manifest(state)
             await self._destination.open()
             opened = True
             async with http_session(config) as session:
@@ -139,11 +142,9 @@ class ExportJob:
                 )  # fmt: skip
 
                 def snapshot() -> Snapshot:
-                    return _snapshot(tally, client.counts, time.monotonic() - began)
+                    return _snapshot(state, client, config, time.monotonic() - began)
 
                 await pipeline.run(self._progress, snapshot)
-                if self._progress is not None:
-                    self._progress.close(snapshot())
             stopped_by = state.verdict()
             if stopped_by is not None:
                 log.error("aborted: %s", stopped_by)
@@ -155,6 +156,9 @@ class ExportJob:
             stopped_by = Interrupted(self._signal) if cancelled and self._signal else exc
             raise
         finally:
+            if self._progress is not None and snapshot is not None:
+                self._progress.close(snapshot())  # the bar ends its line before the summary
+            tally.total = state.total  # the whole job's, also when it stopped early
             exit_code = exit_status(stopped_by, failed=state.failed)
             aborted_by = _aborted_by(stopped_by)
             report = build_report(
@@ -177,8 +181,9 @@ class ExportJob:
             self.result = ExportResult(exit_code, report, config.report, aborted_by, seconds)
         return self.result
 
-    def _check_manifest(self) -> None:
-        """Validate the manifest before any request (a whole-catalog run needs none)."""
+    def _check_manifest(self, state: RunState) -> None:
+        """Validate the manifest before any request (a whole-catalog run needs none), and
+        count the images it names, so the job's total is known from the start."""
         config = self.config
         if self.discover:
             log.info("exporting every catalog image of %s into %s", config.portal.host,
@@ -187,6 +192,7 @@ class ExportJob:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
         else:
             rows = validate_manifest(config.manifest)
+            state.expect(named_images(config.manifest))
             log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
                      config.output.dir)  # fmt: skip
 
@@ -207,9 +213,17 @@ def _aborted_by(stopped_by: BaseException | None) -> str | None:
     return f"internal error: {type(stopped_by).__name__}"
 
 
-def _snapshot(tally: Tally, counts: RequestCounts, elapsed: float) -> Snapshot:
+def _snapshot(state: RunState, client: PortalClient, config: Config, elapsed: float) -> Snapshot:
+    """The run's counters now, and the time left: the pace so far, but never less than
+    the portal's limit allows for what is left (as the dry run reckons it)."""
+    tally, counts = state.tally, client.counts
+    total = state.total
+    remaining = total - tally.exported - tally.skipped - tally.failed
+    at_limit = seconds_at_limit(
+        remaining / config.batch_size, remaining, config.rate_limit, client.free_tokens
+    )
     return Snapshot(
-        total=tally.total,
+        total=total,
         exported=tally.exported,
         skipped=tally.skipped,
         failed=tally.failed,
@@ -218,4 +232,5 @@ def _snapshot(tally: Tally, counts: RequestCounts, elapsed: float) -> Snapshot:
         rate_limited=counts.rate_limited,
         retried=counts.retried,
         elapsed=elapsed,
+        eta=time_left(remaining, tally.exported + tally.failed, elapsed, at_limit),
     )

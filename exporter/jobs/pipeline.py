@@ -128,7 +128,7 @@ class Pipeline:
                     continue
                 ref = ImageRef(row.product_id, row.image_id)
                 verdict = self.selection.judge(ref)
-                if self.state.count(verdict):
+                if self.state.count(verdict, named=True):
                     await refs.send((ref, False))
                 elif verdict is Verdict.DONE and self.recheck:
                     await refs.send((ref, True))

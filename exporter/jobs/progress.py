@@ -28,7 +28,7 @@ LOG_INTERVAL = 10.0
 class Snapshot:
     """The run's counters at one moment."""
 
-    total: int  # images known so far (product-only rows add theirs as they are listed)
+    total: int  # the job's images: the manifest's, and those of products listed so far
     exported: int
     skipped: int
     failed: int
@@ -37,10 +37,36 @@ class Snapshot:
     rate_limited: int
     retried: int
     elapsed: float
+    eta: float | None = None  # seconds left, as the job reckons them (None: from the rate)
 
     @property
     def done(self) -> int:
         return self.exported + self.skipped + self.failed
+
+    @property
+    def rate(self) -> float:
+        """Images worked on per second: exported or failed, not those already done (a
+        re-run skips thousands at once, which says nothing about the pace)."""
+        worked = self.exported + self.failed
+        return worked / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds left: the job's reckoning, else the remaining images at the pace so far."""
+        remaining = self.total - self.done
+        if remaining <= 0:
+            return 0.0
+        if self.eta is not None:
+            return self.eta
+        return remaining / self.rate if self.rate > 0 else None
+
+
+def time_left(remaining: int, worked: int, elapsed: float, at_the_limit: float) -> float:
+    """Seconds left for `remaining` images: the pace so far (`worked` in `elapsed`), but
+    never less than the portal's limit allows (`at_the_limit`) — early in a run the burst
+    makes the pace look faster than the limit will let it stay."""
+    pace = remaining * elapsed / worked if worked else 0.0
+    return max(pace, at_the_limit) if remaining > 0 else 0.0
 
 
 class ProgressView(Protocol):
@@ -69,7 +95,15 @@ class BarView:
 
         self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger(LOGGER_NAME)])
         self._redirect.__enter__()
-        return tqdm(total=0, unit="img", file=self._stream, dynamic_ncols=True)
+        # Counts, elapsed and our own ETA and pace: tqdm's would count the images already
+        # done as work, and ignore the portal's limit.
+        return tqdm(
+            total=0,
+            unit="img",
+            file=self._stream,
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]",
+        )
 
     def show(self, snap: Snapshot) -> None:
         bar = self._bar = self._bar or self._open()
@@ -77,8 +111,8 @@ class BarView:
             bar.total = snap.total
         bar.update(snap.done - bar.n)
         bar.set_postfix_str(
-            f"{format_bytes(snap.bytes)}, {snap.failed} failed, "
-            f"503s {snap.rate_limited}, retries {snap.retried}",
+            f"ETA {_eta(snap)}, {snap.rate:.1f} img/s, {format_bytes(snap.bytes)}, "
+            f"{snap.failed} failed, 503s {snap.rate_limited}, retries {snap.retried}",
             refresh=True,
         )
 
@@ -96,9 +130,6 @@ class LogView:
     interval = LOG_INTERVAL
 
     def show(self, snap: Snapshot) -> None:
-        rate = snap.done / snap.elapsed if snap.elapsed > 0 else 0.0
-        remaining = snap.total - snap.done
-        eta = format_duration(remaining / rate) if rate > 0 and remaining > 0 else "-"
         log.info(
             "progress: %d/%d images (%d exported, %d already done, %d failed), %s, "
             "%.1f images/s, ETA %s, %d requests, 503s %d, retries %d",
@@ -108,8 +139,8 @@ class LogView:
             snap.skipped,
             snap.failed,
             format_bytes(snap.bytes),
-            rate,
-            eta,
+            snap.rate,
+            _eta(snap),
             snap.requests,
             snap.rate_limited,
             snap.retried,
@@ -117,6 +148,11 @@ class LogView:
 
     def close(self, snap: Snapshot) -> None:
         """The summary at the end says it all; nothing more here."""
+
+
+def _eta(snap: Snapshot) -> str:
+    left = snap.time_left
+    return "-" if left is None else format_duration(left)
 
 
 def choose_view(enabled: bool, stream: TextIO | None = None) -> ProgressView | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from exporter.errors import (
     AccessDeniedError,
@@ -22,6 +23,7 @@ from exporter.errors import (
     TransientError,
 )
 from exporter.jobs.report import Failure, Tally
+from exporter.manifest import iter_manifest
 from exporter.model import ImageRef
 from exporter.redact import redact
 
@@ -74,11 +76,25 @@ class RunState:
         self._transient = 0  # transient failures in all
         self._last_error = ""  # the last failure, for a message
         self._last_code = ""  # the last access-denied code
+        self._named_expected = 0  # distinct images the manifest names by pairs
+        self._named_seen = 0  # of which counted so far
 
-    def count(self, verdict: Verdict) -> bool:
-        """Count an image the selection judged; True when it is to be exported."""
+    def expect(self, named: int) -> None:
+        """The job names this many distinct images by pairs, counted before the first
+        request so that the total (and the time left) is the whole job's from the start."""
+        self._named_expected = named
+
+    @property
+    def total(self) -> int:
+        """The job's images: those counted so far, and the named ones still to come."""
+        return self.tally.total + max(0, self._named_expected - self._named_seen)
+
+    def count(self, verdict: Verdict, *, named: bool = False) -> bool:
+        """Count an image the selection judged (`named`: by a manifest pair); True when
+        it is to be exported."""
         if verdict is Verdict.SEEN:
             return False
+        self._named_seen += named
         self.tally.total += 1
         if verdict is Verdict.DONE:
             self.tally.skipped += 1
@@ -158,3 +174,9 @@ class RunState:
                 f"(last: {self._last_error}); run again when the portal answers"
             )
         return None
+
+
+def named_images(manifest: Path) -> int:
+    """How many distinct images a (validated) manifest names by pairs."""
+    return len({row.product_id << 64 | row.image_id for row in iter_manifest(manifest)
+                if row.image_id is not None})  # fmt: skip

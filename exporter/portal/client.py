@@ -97,6 +97,11 @@ class PortalClient:
         }
         self.operating = OperatingBudget(self._clock)
 
+    @property
+    def free_tokens(self) -> float:
+        """Requests the limiter would let go now without waiting."""
+        return self._limiter.tokens
+
     async def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call one method; returns the whole answer (`result`, `total`, `time`, …)."""
         return await self.with_retries(lambda: self._send(method, dict(params), (method,)))
