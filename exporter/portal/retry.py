@@ -102,33 +102,28 @@ class RetryPolicy:
     def next_step(self, error: Exception, tries: Tries) -> Step:
         """What to do after `error` ended a send of a call that has been through `tries`."""
         if isinstance(error, RateLimitedError):
-            tries = replace(tries, rate_limited=tries.rate_limited + 1)
-            if tries.rate_limited > self.max_rate_limited:
-                return Step(Action.GIVE_UP, tries)
-            return Step(Action.SLOW_DOWN, tries, self.backoff(tries.rate_limited))
+            step = _counted(tries, "rate_limited", self.max_rate_limited, Action.SLOW_DOWN)
+            return replace(step, backoff=self.backoff(step.tries.rate_limited))
         if isinstance(error, OperationTimeLimitError):
-            tries = replace(tries, waits=tries.waits + 1)
-            over = tries.waits > self.max_operating_waits
-            return Step(Action.GIVE_UP if over else Action.WAIT, tries)
+            return _counted(tries, "waits", self.max_operating_waits, Action.WAIT)
         if isinstance(error, ExpiredTokenError):
-            tries = replace(tries, refreshes=tries.refreshes + 1)
-            over = tries.refreshes > self.max_refreshes
-            return Step(Action.GIVE_UP if over else Action.REFRESH, tries)
+            return _counted(tries, "refreshes", self.max_refreshes, Action.REFRESH)
         if isinstance(error, StaleLinkError):
-            tries = replace(tries, renewals=tries.renewals + 1)
-            over = tries.renewals > self.max_renewals
-            return Step(Action.GIVE_UP if over else Action.RENEW_LINK, tries)
+            return _counted(tries, "renewals", self.max_renewals, Action.RENEW_LINK)
         if isinstance(error, BatchRefusedError):
             return Step(Action.ALONE, tries)
         if isinstance(error, NotFoundError):
             # In one batch, images of a second product catalog may answer "not found";
             # the same call alone does not. A call that was alone already is exhausted.
-            tries = replace(tries, alone=tries.alone + 1)
-            over = tries.alone > self.max_alone
-            return Step(Action.GIVE_UP if over else Action.TRY_ALONE, tries)
+            return _counted(tries, "alone", self.max_alone, Action.TRY_ALONE)
         if isinstance(error, TransientError):
-            tries = replace(tries, failures=tries.failures + 1)
-            if tries.failures >= self.max_attempts:
-                return Step(Action.GIVE_UP, tries)
-            return Step(Action.RETRY, tries, self.backoff(tries.failures))
+            # max_attempts counts sends: the last failure allowed is the one before it.
+            step = _counted(tries, "failures", self.max_attempts - 1, Action.RETRY)
+            return replace(step, backoff=self.backoff(step.tries.failures))
         return Step(Action.GIVE_UP, tries)
+
+
+def _counted(tries: Tries, kind: str, bound: int, action: Action) -> Step:
+    """Count one more failure of `kind`: `action` while there are at most `bound` of them."""
+    counted = replace(tries, **{kind: getattr(tries, kind) + 1})
+    return Step(action if getattr(counted, kind) <= bound else Action.GIVE_UP, counted)
