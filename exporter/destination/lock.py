@@ -1,7 +1,8 @@
 """One run at a time per output folder, so an overlapping cron job cannot corrupt a backup.
 
 The lock is an `flock` on a file in the output's state folder: the kernel releases it
-when the holder dies, so a lock left by a killed run is simply taken over.
+when the holder dies, so a lock left by a killed run is simply taken over. Commands
+that only read the folder (`verify`, `check`) probe it with `lock_holder` instead.
 """
 
 from __future__ import annotations
@@ -53,3 +54,21 @@ class RunLock:
             os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing releases the flock
             self._fd = None
+
+
+def lock_holder(state_dir: Path) -> str | None:
+    """The pid of the run holding the lock now (or "unknown"), else None; probed without
+    creating or taking the lock, so a reader writes nothing into the folder."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: no run has ever held it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    except OSError:
+        return None  # flock unsupported here (some network filesystems): not held, as far as known
+    finally:
+        os.close(fd)
+    return None

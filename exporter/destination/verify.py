@@ -30,7 +30,6 @@ name. Nothing is deleted, and every other finding is only reported.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -43,7 +42,7 @@ from typing import Literal
 
 from exporter.atomic import fsync_dir, is_temporary
 from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
-from exporter.destination.lock import LOCK_NAME, RunLock
+from exporter.destination.lock import RunLock, lock_holder
 from exporter.destination.sidecar import (
     MAX_SIDECAR_BYTES,
     SIDECAR_SUFFIX,
@@ -355,20 +354,8 @@ class _Checker:
 
 def _refuse_while_a_run_holds_the_lock(root: Path) -> None:
     """Probe the run lock without taking or creating it: verify never writes to `root`."""
-    try:
-        fd = os.open(root / STATE_DIR / LOCK_NAME, os.O_RDONLY)
-    except OSError:
-        return  # no lock file: no run has ever held it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise LockedError(
-            f"a run is exporting into {root}; verify it after the run has finished"
-        ) from None
-    except OSError:
-        return  # flock unsupported here (some network filesystems): check anyway
-    finally:
-        os.close(fd)
+    if lock_holder(root / STATE_DIR) is not None:
+        raise LockedError(f"a run is exporting into {root}; verify it after the run has finished")
 
 
 def render_text(v: Verification) -> str:
