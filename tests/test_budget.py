@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.portal.budget import FileStore, cache_dir, shared_store
+from exporter.portal.budget import FileStore, cache_dir, private_copy, shared_store
 from exporter.portal.ratelimit import MemoryStore, TokenBucket
 
 from .support import FakeClock
@@ -122,3 +122,28 @@ async def test_a_slow_down_survives_into_the_next_run(tmp_path: Path) -> None:
     store = tmp_path / "budget.json"
     TokenBucket(rate=4, burst=5, clock=clock, store=FileStore(store)).on_rate_limited()
     assert TokenBucket(rate=4, burst=5, clock=clock, store=FileStore(store)).rate == 2.0
+
+
+async def test_a_private_copy_waits_for_what_others_spent_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    clock = FakeClock()
+    shared = shared_store("example.bitrix24.com")
+    spender = TokenBucket(rate=2, burst=5, clock=clock, store=shared)
+    for _ in range(5):
+        await spender.acquire()
+    assert isinstance(shared, FileStore)
+    before = shared.path.read_bytes()
+    copy = TokenBucket(rate=2, burst=5, clock=clock, store=private_copy("example.bitrix24.com"))
+    await copy.acquire()
+    assert clock.slept == pytest.approx(0.5)  # a token had to drip back first
+    assert shared.path.read_bytes() == before
+
+
+def test_a_private_copy_creates_no_cache_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    assert isinstance(private_copy("example.bitrix24.com"), MemoryStore)
+    assert not (tmp_path / "c").exists()

@@ -55,8 +55,7 @@ class FileStore:
 
 def shared_store(portal_host: str) -> BucketStore:
     """The store for `portal_host`: a shared file, or memory when no file can be made."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", portal_host)
-    path = cache_dir() / f"ratelimit-{safe}.json"
+    path = _state_path(portal_host)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -69,6 +68,28 @@ def shared_store(portal_host: str) -> BucketStore:
         )
         return MemoryStore()
     return FileStore(path)
+
+
+def private_copy(portal_host: str) -> BucketStore:
+    """The shared budget of `portal_host` as it is now, kept in memory from then on.
+
+    For a process that writes nothing (`check`): its few requests wait for what the
+    others have spent, but the file is neither created nor changed, so they never see them.
+    """
+    try:
+        fd = os.open(_state_path(portal_host), os.O_RDONLY)
+    except OSError:
+        return MemoryStore()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return MemoryStore(_decode(os.pread(fd, 4096, 0)))
+    finally:
+        os.close(fd)
+
+
+def _state_path(portal_host: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", portal_host)
+    return cache_dir() / f"ratelimit-{safe}.json"
 
 
 def _decode(data: bytes) -> BucketState | None:

@@ -71,10 +71,10 @@ class BucketStore(Protocol):
 
 
 class MemoryStore:
-    """State private to this process."""
+    """State private to this process, starting from `state` when given."""
 
-    def __init__(self) -> None:
-        self._state: BucketState | None = None
+    def __init__(self, state: BucketState | None = None) -> None:
+        self._state = state
 
     @contextmanager
     def locked(self, fresh: BucketState) -> Iterator[BucketState]:
