@@ -33,6 +33,7 @@ from exporter.units import format_duration
 class Plan:
     """What a run over this manifest and output would do."""
 
+    rows: int = 0  # of the manifest, duplicates and product-only rows included
     named: int = 0  # distinct images named by pairs
     done: int = 0  # of which already exported
     rechecked: int = 0  # done ones whose metadata a run asks for again (--recheck)
@@ -85,8 +86,7 @@ def seconds_at_limit(rest: float, downloads: float, rate: RateLimitConfig, token
 
 def read_plan(manifest: Path, selection: Selection, *, recheck: bool = False) -> Plan:
     """Count a manifest against what is done, as a run would judge it; no request."""
-    validate_manifest(manifest)
-    plan = Plan()
+    plan = Plan(rows=validate_manifest(manifest))
     for row in iter_manifest(manifest):
         if row.image_id is None:
             plan.product_ids.add(row.product_id)
@@ -134,13 +134,17 @@ async def check_metadata(
 
 def render_plan(plan: Plan, config: Config) -> str:
     """The dry run's answer, for a person."""
+    return "\n".join(["dry run: nothing was downloaded or written", *describe_plan(plan, config)])
+
+
+def describe_plan(plan: Plan, config: Config) -> list[str]:
+    """What is left, the requests it needs and how long they take, one line each."""
     metadata, lists, downloads = requests_needed(plan, config)
     rate = config.rate_limit
-    lines = ["dry run: nothing was downloaded or written"]
-    lines.append(
+    lines = [
         f"images named: {plan.named}, already done: {plan.done}, to export: {plan.to_fetch}"
         + (f", rechecked (metadata only): {plan.rechecked}" if plan.rechecked else "")
-    )
+    ]
     if plan.products:
         whose = "found by walking the catalog" if plan.discovered else "named without images"
         if plan.listed is None:
@@ -164,7 +168,7 @@ def render_plan(plan: Plan, config: Config) -> str:
         f"estimated time at {rate.requests_per_second:g} req/s, burst {rate.burst}: "
         f"{estimate} (the portal's limit; transfers not included)"
     )
-    return "\n".join(lines)
+    return lines
 
 
 async def dry_run(
