@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from exporter import __version__
-from exporter.commands import demo, discover, prune, run, simulate, verify
+from exporter.commands import check, demo, discover, prune, run, simulate, verify
 from exporter.commands.shared import EXIT_CODES
 from exporter.errors import ExporterError, OutputError, UsageError, exit_status, primary_exception
 from exporter.jobs.progress import ProgressView, choose_view
@@ -33,7 +33,7 @@ log = logging.getLogger("exporter.cli")
 
 T = TypeVar("T")
 
-COMMANDS = (run, discover, verify, prune, demo, simulate)  # in the order --help lists them
+COMMANDS = (run, check, discover, verify, prune, demo, simulate)  # in the order --help lists them
 
 # uvloop's event loop (installed with the exporter except on Windows) receives a
 # download with about a tenth less CPU than asyncio's own; either runs the same code.

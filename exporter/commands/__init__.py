@@ -1,4 +1,4 @@
-"""The commands: one module each (run, discover, verify, demo, simulate), holding its parser
+"""The commands: one module each (run, check, discover, verify, demo, simulate), holding its parser
 and its handler.
 
 Each module (named as its command) has its `HELP`, `DESCRIPTION` and `EPILOG`, an

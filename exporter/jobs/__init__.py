@@ -5,6 +5,7 @@
   with the circuit breakers that stop a hopeless run.
 * `discovery` — one `discover`: the catalog walked into a manifest.
 * `dryrun` — what a run would do, and how long the portal's limit makes it take.
+* `check` — whether a configuration is ready for its first run, writing nothing.
 * `demo` — an export against the built-in simulated portal.
 * `session` — what every job sets up the same way: the HTTP session, the portal client,
   the destination.
