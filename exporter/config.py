@@ -157,7 +157,7 @@ def portal_host_of(path: Path, env: Mapping[str, str] | None = None) -> str:
         portal = raw["portal"]
         url = portal.get("webhook_url") or portal["oauth"]["portal_url"]
         url = _ENV_REFERENCE.sub(lambda m: environ.get(m.group(1) or "", "$"), str(url))
-        return urlsplit(url.strip()).netloc
+        return urlsplit(url.strip()).netloc.rpartition("@")[2]  # never a user:password
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return ""
 
