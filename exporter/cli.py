@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 
 from exporter import __version__
 from exporter.commands import check, demo, discover, prune, run, simulate, verify
 from exporter.commands.shared import EXIT_CODES
-from exporter.errors import ExporterError, OutputError, UsageError, exit_status, primary_exception
-from exporter.jobs.progress import ProgressView, choose_view
-from exporter.logs import configure_logging
-from exporter.redact import redact
+from exporter.errors import (
+    EXIT_USAGE,
+    ExporterError,
+    OutputError,
+    UsageError,
+    exit_status,
+    primary_exception,
+)
+from exporter.jobs.progress import DiscoveryFigures, ProgressView, choose_view, discovery_reporter
+from exporter.logs import Console, configure_logging
 
 if TYPE_CHECKING:
     from exporter.jobs.export import ExportResult
@@ -42,18 +49,26 @@ HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `b24-image-exporter` and `python -m exporter`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(Console("json" if asks_for_json(arguments) else "text"))
+    args = parser.parse_args(arguments)
     verbosity = -1 if args.quiet else min(args.verbose, 1)
     configure_logging(verbosity, args.log_format)
+    console = Console(args.log_format)
     handler: Callable[[argparse.Namespace, Runner], int] = args.handler
     try:
-        return handler(args, Runner(progress=not (args.quiet or args.no_progress)))
+        return handler(args, Runner(progress=not (args.quiet or args.no_progress), console=console))
     except (UsageError, OutputError) as exc:
-        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        console.error(str(exc), fields={"exitCode": exit_status(exc)})
         return exit_status(exc)
     except KeyboardInterrupt as exc:
-        print("interrupted", file=sys.stderr)
+        console.say(
+            "interrupted",
+            topic="exporter.cli",
+            level="warning",
+            fields={"exitCode": exit_status(exc)},
+            to_stderr=True,
+        )
         return exit_status(exc)
     except Exception as exc:
         # A bug, not a situation: say so through the log, whose formatter redacts
@@ -62,14 +77,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_status(exc)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def asks_for_json(arguments: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON logs: known before parsing, so that even the
+    parser's own usage errors come out as JSON lines."""
+    return "--log-format=json" in arguments or any(
+        flag == "--log-format" and value == "json" for flag, value in itertools.pairwise(arguments)
+    )
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one JSON line (still exit 2) under `--log-format json`."""
+
+    def __init__(self, *args: Any, console: Console | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.console = console or Console()
+
+    def error(self, message: str) -> NoReturn:
+        if not self.console.json:
+            super().error(message)
+        self.console.error(
+            f"{self.prog}: {message}",
+            fields={"usage": self.format_usage().strip(), "exitCode": EXIT_USAGE},
+        )
+        self.exit(EXIT_USAGE)
+
+
+def build_parser(console: Console | None = None) -> CommandLineParser:
     """The top-level parser with every command's subparser."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="b24-image-exporter",
         description="Back up Bitrix24 catalog product images: batched, rate-limited, resumable.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common_options(defaults=True)],
+        console=console,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
@@ -82,19 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.DESCRIPTION,
             epilog=command.EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            console=parser.console,
         )
         command.add_arguments(subparser)
         subparser.set_defaults(handler=command.handle)
     return parser
 
 
-def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
+def _common_options(*, defaults: bool) -> CommandLineParser:
     """Options every command takes; subcommands leave unset ones to the top level."""
 
     def default(value: object) -> object:
         return value if defaults else argparse.SUPPRESS
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = CommandLineParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=default(0), help="log every request"
     )
@@ -119,12 +161,18 @@ def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
 class Runner:
     """How a command runs its work: on a fresh event loop, under the signal supervisor."""
 
-    def __init__(self, *, progress: bool) -> None:
+    def __init__(self, *, progress: bool, console: Console | None = None) -> None:
         self.progress = progress  # whether to show progress at all
+        self.console = console or Console()  # where the command's answers and errors go
 
     def progress_view(self) -> ProgressView | None:
-        """A bar on a terminal, status lines in the log otherwise; none with -q/--no-progress."""
-        return choose_view(enabled=self.progress)
+        """A bar on a terminal, status lines in the log otherwise (always with JSON logs);
+        none with -q/--no-progress."""
+        return choose_view(enabled=self.progress, bar=not self.console.json)
+
+    def discovery_reporter(self) -> Callable[[DiscoveryFigures], None] | None:
+        """What a discovery shows as it goes, chosen like `progress_view`."""
+        return discovery_reporter(self.progress, bar=not self.console.json)
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run async work on a fresh event loop; a task group's error comes out unwrapped."""

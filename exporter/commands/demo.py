@@ -6,11 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import positive
+from exporter.commands.shared import positive, say_summary
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
+    from exporter.jobs.demo import PortalFigures
 
+
+TOPIC = "exporter.demo"  # the logger its JSON lines name
 
 HELP = "run a real export against the built-in simulated portal"
 DESCRIPTION = (
@@ -37,24 +40,35 @@ def add_arguments(demo: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Run the demo; print the export's summary and what the simulated portal saw."""
     # The simulator is imported only here and for `simulate`: `run` starts faster.
-    from exporter.jobs.demo import DEMO_BURST, DEMO_RATE, Demo
+    from exporter.jobs.demo import Demo
 
     demo = Demo(args.images, args.output, progress=runner.progress_view())
     result = runner.run_job(demo.run, lambda: demo.job.result if demo.job else None, demo.interrupt)
     if not args.quiet:
-        print(result.summary())
+        say_summary(runner.console, result)
         f = demo.figures
-        if f is not None and result.report["counts"]["exported"]:
-            print(
-                f"portal limit {DEMO_RATE:g} req/s, burst {DEMO_BURST}: it served "
-                f"{f.requests} requests in {f.seconds:.1f}s ({f.requests / f.seconds:.1f} req/s) "
-                f"and refused {f.refused} with QUERY_LIMIT_EXCEEDED"
-            )
-        elif f is not None:
-            print(
-                f"the portal served {f.requests} request{'s' if f.requests != 1 else ''} "
-                f"and refused {f.refused}; "
-                "images already in the output folder cost none"
-            )
-        print(f"files: {args.output}")
+        if f is not None:
+            exported = result.report["counts"]["exported"] > 0
+            figures = {"requests": f.requests, "refused": f.refused, "seconds": round(f.seconds, 3)}
+            runner.console.say(_portal_line(f, exported=exported), topic=TOPIC, fields=figures)
+        runner.console.say(
+            f"files: {args.output}", topic=TOPIC, fields={"output": str(args.output)}
+        )
     return result.exit_code
+
+
+def _portal_line(f: PortalFigures, *, exported: bool) -> str:
+    """What the simulated portal saw: its pace against its limit, or that it was spared."""
+    from exporter.jobs.demo import DEMO_BURST, DEMO_RATE
+
+    if exported:
+        return (
+            f"portal limit {DEMO_RATE:g} req/s, burst {DEMO_BURST}: it served "
+            f"{f.requests} requests in {f.seconds:.1f}s ({f.requests / f.seconds:.1f} req/s) "
+            f"and refused {f.refused} with QUERY_LIMIT_EXCEEDED"
+        )
+    return (
+        f"the portal served {f.requests} request{'s' if f.requests != 1 else ''} "
+        f"and refused {f.refused}; "
+        "images already in the output folder cost none"
+    )

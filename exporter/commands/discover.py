@@ -6,12 +6,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import add_config_option, positive
+from exporter.commands.shared import add_config_option, level_of, positive
 from exporter.config import load_config
 from exporter.jobs.discovery import DiscoveryJob
-from exporter.jobs.progress import discovery_reporter
 from exporter.manifest import formats_help
-from exporter.redact import redact
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -55,18 +53,37 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Discover, write the manifest, print what was found."""
     config = load_config(args.config)
     job = DiscoveryJob(
-        config, args.out, products=args.product, on_change=discovery_reporter(runner.progress)
+        config, args.out, products=args.product, on_change=runner.discovery_reporter()
     )
     result = runner.run(job.run)
     if not args.quiet:
         found = result.found
-        print(
+        lines = [
             f"discovered {result.rows} images of {found.products} products"
             + (f" in {found.catalogs} catalogs" if args.all else "")
             + f" with {found.requests} requests; manifest: {args.out}"
-        )
-        for product_id, error in found.failed_products:
-            print(f"  product {product_id}: {redact(str(error))}")
+        ]
+        lines += [f"  product {product_id}: {error}" for product_id, error in found.failed_products]
         if result.aborted_by:
-            print(f"aborted: {redact(result.aborted_by)}")
+            lines.append(f"aborted: {result.aborted_by}")
+        fields = {
+            "images": result.rows,
+            "products": found.products,
+            "catalogs": found.catalogs,
+            "requests": found.requests,
+            "manifest": str(args.out),
+            "failedProducts": [
+                {"productId": product_id, "error": str(error)}
+                for product_id, error in found.failed_products
+            ],
+            "exitCode": result.exit_code,
+        }
+        if result.aborted_by:
+            fields["abortedBy"] = result.aborted_by
+        runner.console.say(
+            "\n".join(lines),
+            topic="exporter.discover",
+            level=level_of(result.exit_code),
+            fields=fields,
+        )
     return result.exit_code

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import EXIT_CODES, add_config_option
+from exporter.commands.shared import EXIT_CODES, add_config_option, level_of, say_summary
 from exporter.config import Config, load_config, portal_host_of
 from exporter.errors import EXIT_INCOMPLETE, FatalPortalError, UsageError, exit_status
-from exporter.jobs.dryrun import dry_run, render_plan
+from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
 from exporter.jobs.export import ExportJob
 from exporter.jobs.metrics import write_metrics
 from exporter.jobs.report import usage_error_report, write_report
 from exporter.manifest import formats_help
-from exporter.redact import redact
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -99,7 +97,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     if args.metrics_file and not write_metrics(args.metrics_file, result.report, result.seconds):
         exit_code = exit_code or EXIT_INCOMPLETE  # a monitor would not see this run
     if not args.quiet:
-        print(result.summary())
+        say_summary(runner.console, result)
     return exit_code
 
 
@@ -126,7 +124,16 @@ def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:
             )
         )
     except FatalPortalError as exc:
-        print(f"aborted: {redact(str(exc))}", file=sys.stderr)
+        fields = {"exitCode": exit_status(exc), "abortedBy": str(exc)}
+        runner.console.say(
+            f"aborted: {exc}", topic="exporter.plan", level="error", fields=fields, to_stderr=True
+        )
         return exit_status(exc)
-    print(redact(render_plan(plan, config)))
-    return exit_status(failed=bool(plan.failures))
+    exit_code = exit_status(failed=bool(plan.failures))
+    runner.console.say(
+        render_plan(plan, config),
+        topic="exporter.plan",
+        level=level_of(exit_code),
+        fields={**plan_fields(plan, config), "exitCode": exit_code},
+    )
+    return exit_code

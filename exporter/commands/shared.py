@@ -1,12 +1,17 @@
-"""What the commands' parsers share: argument types and the exit-code table."""
+"""What the commands share: argument types, the exit-code table, and how an outcome is said."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exporter.config import load_config
-from exporter.errors import UsageError
+from exporter.errors import EXIT_FAILURES, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from exporter.jobs.export import ExportResult
+    from exporter.logs import Console
 
 DEFAULT_CONFIG = Path("config.yaml")  # in the working folder, taken when it exists
 
@@ -71,3 +76,19 @@ def export_folder(args: argparse.Namespace, command: str) -> Path:
             f"(there is no ./{DEFAULT_CONFIG} to take it from)"
         )
     return load_config(config).output.dir
+
+
+def level_of(exit_code: int) -> str:
+    """The log level an outcome is said at: info when all is well, warning when something
+    failed, error when the job did not happen."""
+    return {EXIT_OK: "info", EXIT_FAILURES: "warning"}.get(exit_code, "error")
+
+
+def say_summary(console: Console, result: ExportResult) -> None:
+    """The end of a run: the summary's lines, or one JSON line with the report's figures."""
+    console.say(
+        result.summary(),
+        topic="exporter.summary",
+        level=level_of(result.exit_code),
+        fields=result.summary_fields(),
+    )

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from exporter.simulator import Catalog, PortalSettings
 
 
+TOPIC = "exporter.simulate"  # the logger its JSON lines name
+
 HELP = "serve the simulated portal until Ctrl-C"
 DESCRIPTION = "Serve the simulated portal on loopback and print its webhook URL."
 EPILOG = (
@@ -85,21 +87,25 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
         write_manifest(catalog, args.manifest_out)
         announce.append(f"manifest: {args.manifest_out}")
     with contextlib.suppress(KeyboardInterrupt):
-        runner.run(lambda: _serve_until_stopped(catalog, settings, args.port, announce))
+        runner.run(lambda: _serve_until_stopped(catalog, settings, args.port, announce, runner))
     return 0
 
 
 async def _serve_until_stopped(
-    catalog: Catalog, settings: PortalSettings, port: int, announce: list[str]
+    catalog: Catalog, settings: PortalSettings, port: int, announce: list[str], runner: Runner
 ) -> None:
     """Serve the simulated portal until cancelled; print where it is."""
     from exporter.simulator import serve_portal
 
     async with serve_portal(catalog, settings, port=port) as portal:
-        print(f"simulated portal: {len(catalog.pairs())} images in "
-              f"{len(catalog.product_ids())} products")  # fmt: skip
-        print(f"webhook URL: {portal.webhook_url}")
+        say = runner.console.say
+        images, products = len(catalog.pairs()), len(catalog.product_ids())
+        size = {"images": images, "products": products}
+        say(f"simulated portal: {images} images in {products} products", topic=TOPIC, fields=size)
+        # The simulated portal's own made-up code: the user copies this URL into a config.
+        url = portal.webhook_url
+        say(f"webhook URL: {url}", topic=TOPIC, fields={"webhookUrl": url}, verbatim=True)
         for line in announce:
-            print(line)
-        print("Ctrl-C to stop", flush=True)
+            say(line, topic=TOPIC)
+        say("Ctrl-C to stop", topic=TOPIC)
         await anyio.sleep_forever()

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import DEFAULT_CONFIG, add_folder_arguments, export_folder
-from exporter.destination.verify import render_json, render_text, repair_output, verify_output
+from exporter.commands.shared import DEFAULT_CONFIG, add_folder_arguments, export_folder, level_of
+from exporter.destination.verify import (
+    render_text,
+    repair_output,
+    verification_document,
+    verify_output,
+)
 from exporter.errors import exit_status
 
 if TYPE_CHECKING:
@@ -51,8 +56,12 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Check every export, repairing on request; print the findings (JSON with --json)."""
     folder = export_folder(args, "verify")
     result = repair_output(folder) if args.repair else verify_output(folder)
+    exit_code = exit_status(failed=not result.ok)
     if args.json:
-        print(render_json(result))
+        runner.console.document(verification_document(result))
     elif not (args.quiet and result.ok):
-        print(render_text(result))
-    return exit_status(failed=not result.ok)
+        fields = {**verification_document(result), "exitCode": exit_code}
+        runner.console.say(
+            render_text(result), topic="exporter.verify", level=level_of(exit_code), fields=fields
+        )
+    return exit_code

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from exporter.atomic import fsync_dir, is_temporary
 from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
@@ -385,7 +385,13 @@ def render_text(v: Verification) -> str:
 
 def render_json(v: Verification) -> str:
     """The verification as one JSON document with stable keys, for monitors and scripts."""
-    document = {
+    # ASCII escapes keep odd file names (control characters, undecodable bytes) harmless.
+    return json.dumps(verification_document(v), indent=2)
+
+
+def verification_document(v: Verification) -> dict[str, Any]:
+    """The verification's findings and figures as plain values (what `render_json` writes)."""
+    document: dict[str, Any] = {
         "root": str(v.root),
         "checked": v.checked,
         "bytes": v.bytes,
@@ -394,8 +400,7 @@ def render_json(v: Verification) -> str:
     }
     if v.repaired is not None:
         document["repaired"] = [{"path": m.path, "movedTo": m.moved_to} for m in v.repaired]
-    # ASCII escapes keep odd file names (control characters, undecodable bytes) harmless.
-    return json.dumps(document, indent=2)
+    return document
 
 
 def _printable(text: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exporter.config import Config, RateLimitConfig
 from exporter.errors import ConfigError, PortalError
@@ -169,6 +170,29 @@ def describe_plan(plan: Plan, config: Config) -> list[str]:
         f"{estimate} (the portal's limit; transfers not included)"
     )
     return lines
+
+
+def plan_fields(plan: Plan, config: Config) -> dict[str, Any]:
+    """The dry run's figures, for a JSON log line (what `render_plan` says in words)."""
+    metadata, lists, downloads = requests_needed(plan, config)
+    fields: dict[str, Any] = {
+        "images": {"named": plan.named, "done": plan.done, "toExport": plan.to_fetch},
+        "products": {
+            "count": plan.products,
+            "discovered": plan.discovered,
+            "imagesToExport": plan.listed,
+        },
+        "requests": {
+            "metadataBatches": metadata,
+            "productListBatches": lists,
+            "downloads": downloads,
+        },
+        "downloadsShareLimit": config.rate_limit.downloads_share_limit,
+        "estimatedSeconds": round(estimate_seconds(plan, config), 1),
+    }
+    if plan.metadata_checked:
+        fields["wouldFail"] = [failure.as_dict() for failure in plan.failures]
+    return fields
 
 
 async def dry_run(

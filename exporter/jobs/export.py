@@ -76,6 +76,19 @@ class ExportResult:
         lines.append(f"report: {self.report_path}")
         return "\n".join(lines)
 
+    def summary_fields(self) -> dict[str, Any]:
+        """The summary's figures, for a JSON log line: the report's counts and requests."""
+        fields = {
+            "counts": self.report["counts"],
+            "requests": self.report["requests"],
+            "exitCode": self.exit_code,
+            "report": str(self.report_path),
+            "seconds": round(self.seconds, 3),
+        }
+        if self.aborted_by:
+            fields["abortedBy"] = self.aborted_by
+        return fields
+
 
 class ExportJob:
     """One run of the export over one manifest into one output folder."""

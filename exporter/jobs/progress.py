@@ -155,12 +155,15 @@ def _eta(snap: Snapshot) -> str:
     return "-" if left is None else format_duration(left)
 
 
-def choose_view(enabled: bool, stream: TextIO | None = None) -> ProgressView | None:
-    """A bar on a terminal, status lines elsewhere, nothing when disabled."""
+def choose_view(
+    enabled: bool, stream: TextIO | None = None, *, bar: bool = True
+) -> ProgressView | None:
+    """A bar on a terminal (unless not `bar`: JSON logs), status lines elsewhere, nothing
+    when disabled."""
     if not enabled:
         return None
     stream = stream or sys.stderr
-    return BarView(stream) if stream.isatty() else LogView()
+    return BarView(stream) if bar and stream.isatty() else LogView()
 
 
 class DiscoveryFigures(Protocol):
@@ -173,20 +176,21 @@ class DiscoveryFigures(Protocol):
 
 
 def discovery_reporter(
-    enabled: bool, stream: TextIO | None = None
+    enabled: bool, stream: TextIO | None = None, *, bar: bool = True
 ) -> Callable[[DiscoveryFigures], None] | None:
-    """A counter on a terminal, a log line every ten seconds elsewhere, or nothing."""
+    """A counter on a terminal (unless not `bar`: JSON logs), a log line every ten seconds
+    elsewhere, or nothing."""
     if not enabled:
         return None
     stream = stream or sys.stderr
-    if stream.isatty():
+    if bar and stream.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(unit=" products", file=stream, dynamic_ncols=True)
+        counter = tqdm(unit=" products", file=stream, dynamic_ncols=True)
 
         def on_terminal(found: DiscoveryFigures) -> None:
-            bar.update(found.products - bar.n)
-            bar.set_postfix_str(f"{found.images} images, {found.requests} requests")
+            counter.update(found.products - counter.n)
+            counter.set_postfix_str(f"{found.images} images, {found.requests} requests")
 
         return on_terminal
     last = [time.monotonic()]

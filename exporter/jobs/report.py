@@ -39,6 +39,15 @@ class Failure:
         description = getattr(error, "description", str(error))
         return cls(product_id, image_id, str(code), str(description))
 
+    def as_dict(self) -> dict[str, Any]:
+        """As the report lists it, redacted."""
+        return {
+            "productId": self.product_id,
+            "id": self.image_id,
+            "error": redact(self.error),
+            "description": redact(self.description),
+        }
+
 
 @dataclass
 class Tally:
@@ -113,15 +122,7 @@ def build_report(
             "rateLimited": counts.rate_limited,
             "retried": counts.retried,
         },
-        "failures": [
-            {
-                "productId": f.product_id,
-                "id": f.image_id,
-                "error": redact(f.error),
-                "description": redact(f.description),
-            }
-            for f in tally.failures
-        ],
+        "failures": [failure.as_dict() for failure in tally.failures],
         "changes": {
             "exported": tally.exported_list,
             "gone": tally.gone_list,
