@@ -112,7 +112,6 @@ def build_parser(console: Console | None = None) -> CommandLineParser:
         parents=[_common_options(defaults=True)],
         console=console,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     common = _common_options(defaults=False)
     for command in COMMANDS:
@@ -137,6 +136,9 @@ def _common_options(*, defaults: bool) -> CommandLineParser:
         return value if defaults else argparse.SUPPRESS
 
     common = CommandLineParser(add_help=False)
+    common.add_argument(
+        "-V", "--version", action="version", version=f"b24-image-exporter {__version__}"
+    )
     common.add_argument(
         "-v", "--verbose", action="count", default=default(0), help="log every request"
     )

@@ -29,6 +29,7 @@ def add_arguments(demo: argparse.ArgumentParser) -> None:
         "--images", type=positive, default=200, metavar="N", help="images (default: 200)"
     )
     demo.add_argument(
+        "-o",
         "--output",
         type=Path,
         default=Path("b24-demo-export"),

@@ -39,7 +39,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         help=f"manifest ({formats_help(short=True)}); overrides manifest",
     )
     run.add_argument(
-        "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
+        "-o", "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     run.add_argument("--force", action="store_true", help="export again images already done")
@@ -54,7 +54,10 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         const="plan",
         choices=("plan", "metadata"),
         metavar="metadata",
-        help="plan only: no download, no file written",
+        help="plan only: no download, no file written (=metadata: fetch the metadata too)",
+    )
+    run.add_argument(
+        "-n", dest="dry_run", action="store_const", const="plan", help="same as --dry-run"
     )
     run.add_argument(
         "--discover",

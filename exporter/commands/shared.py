@@ -42,7 +42,7 @@ def positive(text: str) -> int:
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """`--config FILE`, which every command that talks to a portal needs."""
     parser.add_argument(
-        "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+        "-c", "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
     )
 
 

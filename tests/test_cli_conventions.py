@@ -1,0 +1,55 @@
+"""The command line's conventions, as in rclone and restic: short forms, a default config,
+help without arguments, unknown flags named as such, flags over the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter import __version__
+from exporter.cli import main
+from exporter.simulator import Catalog
+
+from .support import exported_files, portal_in_thread, write_manifest
+from .test_cli import write_config
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog.generate(products=2, images=4, seed=7, image_size=(200, 1000))
+
+
+def test_short_forms_c_and_o_are_config_and_output(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["-q", "run", "-c", str(config), "-o", str(tmp_path / "short")]) == 0
+    assert len(exported_files(tmp_path / "short")) == 4
+
+
+def test_n_is_the_plain_dry_run(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["run", "-c", str(config), "-n"]) == 0
+        assert portal.stats.http_requests == 0
+    assert capsys.readouterr().out.startswith("dry run: nothing was downloaded or written\n")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["-V"], ["--version"], ["run", "-V"]])
+def test_version_has_a_short_form_on_every_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"b24-image-exporter {__version__}\n"
+
+
+def test_demo_takes_o_for_its_output(tmp_path: Path) -> None:
+    assert main(["-q", "demo", "--images", "3", "-o", str(tmp_path / "d")]) == 0
+    assert len(exported_files(tmp_path / "d")) == 3
