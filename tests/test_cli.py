@@ -152,10 +152,11 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot read config file" in capsys.readouterr().err
 
 
-def test_run_without_config_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["run"])
-    assert exit_info.value.code == 2
+def test_run_without_config_flag_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml to fall back on
+    assert main(["run"]) == 2
     assert "--config" in capsys.readouterr().err
 
 

@@ -53,3 +53,34 @@ def test_version_has_a_short_form_on_every_command(
 def test_demo_takes_o_for_its_output(tmp_path: Path) -> None:
     assert main(["-q", "demo", "--images", "3", "-o", str(tmp_path / "d")]) == 0
     assert len(exported_files(tmp_path / "d")) == 3
+
+
+def test_run_takes_config_yaml_of_the_working_folder(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    monkeypatch.chdir(tmp_path)
+    with portal_in_thread(catalog) as portal:
+        write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["-q", "run"]) == 0
+    assert len(exported_files(tmp_path / "out")) == 4
+
+
+def test_discover_takes_config_yaml_of_the_working_folder(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with portal_in_thread(catalog) as portal:
+        write_config(tmp_path / "config.yaml", portal.webhook_url, tmp_path / "m.csv")
+        assert main(["-q", "discover", "--all", "--out", "found.csv"]) == 0
+    assert len((tmp_path / "found.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_without_config_or_config_yaml_the_error_names_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["discover", "--all", "--out", "m.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "-c/--config FILE" in err
+    assert "config.yaml in the current folder" in err

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import add_config_option, level_of, positive
+from exporter.commands.shared import add_config_option, config_file, level_of, positive
 from exporter.config import load_config
 from exporter.jobs.discovery import DiscoveryJob
 from exporter.manifest import formats_help
@@ -51,7 +51,7 @@ def add_arguments(discover: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Discover, write the manifest, print what was found."""
-    config = load_config(args.config)
+    config = load_config(config_file(args))
     job = DiscoveryJob(
         config, args.out, products=args.product, on_change=runner.discovery_reporter()
     )

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import EXIT_CODES, add_config_option, level_of, say_summary
+from exporter.commands.shared import (
+    DEFAULT_CONFIG,
+    EXIT_CODES,
+    add_config_option,
+    config_file,
+    level_of,
+    say_summary,
+)
 from exporter.config import Config, load_config, portal_host_of
 from exporter.errors import EXIT_INCOMPLETE, FatalPortalError, UsageError, exit_status
 from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
@@ -23,6 +30,7 @@ HELP = "export the images a manifest names"
 DESCRIPTION = "Export the images a manifest names, skipping those already done."
 EPILOG = (
     "examples:\n  b24-image-exporter run --config config.yaml\n"
+    "  b24-image-exporter run -n          (./config.yaml, a dry run)\n"
     "  b24-image-exporter run --config config.yaml --dry-run=metadata\n"
     "  b24-image-exporter run --config config.yaml --discover --metrics-file b24.prom\n\n"
     + EXIT_CODES
@@ -76,7 +84,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Run the export (or plan it); the report and the metrics file land however it ends."""
     try:
         config = load_config(
-            args.config, manifest=args.manifest, output_dir=args.output, report=args.report
+            config_file(args), manifest=args.manifest, output_dir=args.output, report=args.report
         )
     except UsageError as exc:
         _could_not_start(args, exc)
@@ -107,7 +115,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
 def _could_not_start(args: argparse.Namespace, error: UsageError) -> None:
     """A configuration that cannot be used is a run that did not happen: say so where a
     monitor looks (the report given with --report, the metrics file), with the portal."""
-    report = usage_error_report(portal_host_of(args.config), str(error))
+    report = usage_error_report(portal_host_of(args.config or DEFAULT_CONFIG), str(error))
     if args.report:
         write_report(args.report, report)
     if args.metrics_file:

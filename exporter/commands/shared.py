@@ -40,9 +40,24 @@ def positive(text: str) -> int:
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE`, which every command that talks to a portal needs."""
+    """`-c/--config FILE`, which every command that talks to a portal needs."""
     parser.add_argument(
-        "-c", "--config", type=Path, required=True, metavar="FILE", help="YAML configuration file"
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"YAML configuration file (default: ./{DEFAULT_CONFIG} if it exists)",
+    )
+
+
+def config_file(args: argparse.Namespace) -> Path:
+    """The configuration to load: --config, else ./config.yaml when it exists."""
+    if args.config is not None:
+        return Path(args.config)
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    raise UsageError(
+        f"no configuration: give -c/--config FILE, or put a {DEFAULT_CONFIG} in the current folder"
     )
 
 
