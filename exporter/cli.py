@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `b24-image-exporter` and `python -m exporter`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(Console("json" if asks_for_json(arguments) else "text"))
+    if not arguments:
+        # Like rclone, a usage error: a cron line that lost its command must not pass for
+        # a backup that ran. The help says what to type instead.
+        parser.print_help()
+        return EXIT_USAGE
     args = parser.parse_args(arguments)
     verbosity = -1 if args.quiet else min(args.verbose, 1)
     configure_logging(verbosity, args.log_format)

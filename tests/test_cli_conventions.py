@@ -84,3 +84,11 @@ def test_without_config_or_config_yaml_the_error_names_both(
     err = capsys.readouterr().err
     assert "-c/--config FILE" in err
     assert "config.yaml in the current folder" in err
+
+
+def test_no_arguments_print_the_help_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("usage: b24-image-exporter")
+    assert "commands:" in captured.out
+    assert captured.err == ""
