@@ -9,9 +9,11 @@ class carries.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import itertools
 import logging
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -91,13 +93,31 @@ def asks_for_json(arguments: Sequence[str]) -> bool:
 
 
 class CommandLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one JSON line (still exit 2) under `--log-format json`."""
+    """argparse with the manners of rclone and restic: options are spelled out (a prefix is
+    no abbreviation), a mistyped option is named as unknown before anything it left
+    missing, and usage errors are one JSON line (still exit 2) under `--log-format json`."""
 
     def __init__(self, *args: Any, console: Console | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.console = console or Console()
+        self._arguments: list[str] = []  # what the last parse was given
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse this parser's share of the command line; anything left over is an error
+        here, where the usage shown is this command's."""
+        self._arguments = list(sys.argv[1:] if args is None else args)
+        parsed, extras = super().parse_known_args(self._arguments, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
+        unknown = self._unknown_options()
+        if unknown and not message.startswith(UNRECOGNIZED):
+            message = self._unrecognized(unknown)
         if not self.console.json:
             super().error(message)
         self.console.error(
@@ -105,6 +125,41 @@ class CommandLineParser(argparse.ArgumentParser):
             fields={"usage": self.format_usage().strip(), "exitCode": EXIT_USAGE},
         )
         self.exit(EXIT_USAGE)
+
+    def _unknown_options(self) -> list[str]:
+        """The options of the last parse this parser does not know (up to the command, for
+        the parser that has commands: what follows is the command's)."""
+        unknown: list[str] = []
+        words = iter(self._arguments)
+        for word in words:
+            if word == "--":
+                break
+            if not word.startswith("-") or word == "-" or _NUMBER.match(word):
+                if self._subparsers is not None:
+                    break
+                continue
+            long = word.startswith("--")
+            name, inline, _ = word.partition("=") if long else (word[:2], word[2:], "")
+            action = self._option_string_actions.get(name)
+            if action is None:
+                unknown.append(name)
+            elif action.nargs is None and not inline:
+                next(words, None)  # its value, which may look like anything
+        return unknown
+
+    def _unrecognized(self, extras: list[str]) -> str:
+        """The message for words this parser does not take, suggesting a near option."""
+        unknown = [word for word in extras if word.startswith("-")] or extras
+        options = [option[2:] for option in self._option_string_actions if option.startswith("--")]
+        named = []
+        for word in unknown:
+            close = difflib.get_close_matches(word.partition("=")[0].lstrip("-"), options, n=1)
+            named.append(f"{word} (did you mean --{close[0]}?)" if close else word)
+        return f"{UNRECOGNIZED} {' '.join(named)}"
+
+
+UNRECOGNIZED = "unrecognized arguments:"  # argparse's own words for them
+_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # a negative number is a value, not an option
 
 
 def build_parser(console: Console | None = None) -> CommandLineParser:

@@ -92,3 +92,41 @@ def test_no_arguments_print_the_help_and_exit_2(capsys: pytest.CaptureFixture[st
     assert captured.out.startswith("usage: b24-image-exporter")
     assert "commands:" in captured.out
     assert captured.err == ""
+
+
+def usage_error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The last line argparse printed for a command line it refused with exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_mistyped_flag_is_named_as_unknown_with_a_suggestion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = usage_error_of(["run", "--conifg", "x"], capsys)
+    assert line == (
+        "b24-image-exporter run: error: unrecognized arguments: --conifg (did you mean --config?)"
+    )
+
+
+def test_an_unknown_flag_is_reported_before_a_missing_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = usage_error_of(["discover", "--conifg", "x"], capsys)  # neither --all nor --product
+    assert "unrecognized arguments: --conifg" in line
+    assert "required" not in line
+
+
+def test_a_prefix_of_a_flag_is_no_abbreviation(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error_of(["run", "--con", "config.yaml"], capsys)
+    assert "unrecognized arguments: --con (did you mean --config?)" in line
+
+
+def test_short_flags_still_combine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["-vq", "run"]) == 2  # parsed: only the missing config stops it
+    assert "unrecognized" not in capsys.readouterr().err
