@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import yaml
@@ -29,6 +29,8 @@ LAYOUT_FIELDS = frozenset({"productId", "id", "name", "type", "ext"})
 DEFAULT_LAYOUT = "{productId}/{id}_{name}"
 DEFAULT_TOKEN_URL = "https://oauth.bitrix.info/oauth/token/"
 MAX_BATCH_SIZE = 50  # the portal runs at most 50 commands per batch
+MIN_RATE = 0.01  # requests per second: one every 100 s
+MIN_BURST = 1
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
 _WEBHOOK_PATH = re.compile(r"^/rest/(?P<user>\d+)/(?P<code>[^/]+)/?$")
@@ -111,15 +113,23 @@ class Config:
     report: Path
 
 
+class Overrides(TypedDict, total=False):
+    """What the command line says over the file; None is "not given"."""
+
+    manifest: Path | None
+    output_dir: Path | None  # the report in the file's output.dir moves along
+    report: Path | None
+    rate: float | None  # rate_limit.requests_per_second, within the same bounds
+    burst: int | None  # rate_limit.burst, within the same bounds
+
+
 def load_config(
     path: Path,
     *,
     env: Mapping[str, str] | None = None,
-    manifest: Path | None = None,
-    output_dir: Path | None = None,
-    report: Path | None = None,
+    **overrides: Unpack[Overrides],
 ) -> Config:
-    """Read and validate a config file; the keyword arguments are command-line overrides."""
+    """Read and validate a config file; `overrides` are the command line's."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -142,9 +152,7 @@ def load_config(
         base_dir=path.parent,
         env=os.environ if env is None else env,
         source=str(path),
-        manifest=manifest,
-        output_dir=output_dir,
-        report=report,
+        **overrides,
     )
 
 
@@ -168,11 +176,10 @@ def parse_config(
     base_dir: Path,
     env: Mapping[str, str],
     source: str = "config",
-    manifest: Path | None = None,
-    output_dir: Path | None = None,
-    report: Path | None = None,
+    **overrides: Unpack[Overrides],
 ) -> Config:
     """Validate an already-parsed configuration mapping (also used by `demo`)."""
+    output_dir = overrides.get("output_dir")
     reader = _Reader(env, base_dir)
     with reader.section(raw, "") as top:
         portal = _read_portal(reader, top)
@@ -181,17 +188,19 @@ def parse_config(
             out_dir = out.path("dir", "export")
             layout = out.string("layout", DEFAULT_LAYOUT)
         with reader.section(top.mapping("rate_limit"), "rate_limit") as rl:
-            rate = RateLimitConfig(
-                requests_per_second=rl.number("requests_per_second", 2.0, minimum=0.01),
-                burst=rl.integer("burst", 50, minimum=1),
-                downloads_share_limit=rl.boolean("downloads_share_limit", True),
-            )
+            per_second = rl.number("requests_per_second", 2.0, minimum=MIN_RATE)
+            burst_size = rl.integer("burst", 50, minimum=MIN_BURST)
+            shares = rl.boolean("downloads_share_limit", True)
         batch_size = top.integer("batch_size", MAX_BATCH_SIZE, minimum=1, maximum=MAX_BATCH_SIZE)
         with reader.section(top.mapping("concurrency"), "concurrency") as conc:
             downloads = conc.integer("downloads", 8, minimum=1, maximum=256)
         with reader.section(top.mapping("retries"), "retries") as ret:
             attempts = ret.integer("max_attempts", 6, minimum=1, maximum=100)
         report_path = top.path("report", None)
+    flags_given = {"--rate": overrides.get("rate"), "--burst": overrides.get("burst")}
+    with reader.section(flags_given, "") as flags:
+        per_second = flags.number("--rate", per_second, minimum=MIN_RATE)
+        burst_size = flags.integer("--burst", burst_size, minimum=MIN_BURST)
     if layout is not None:
         reader.errors += _layout_problems(layout)
     if portal is None and not reader.errors:
@@ -204,13 +213,13 @@ def parse_config(
     redact.add(*portal.secrets)
     return Config(
         portal=portal,
-        manifest=manifest or manifest_path,
+        manifest=overrides.get("manifest") or manifest_path,
         output=OutputConfig(final_out, layout),
-        rate_limit=rate,
+        rate_limit=RateLimitConfig(per_second, burst_size, shares),
         batch_size=batch_size,
         download_concurrency=downloads,
         retries=RetryConfig(attempts),
-        report=report or report_path or final_out / "report.json",
+        report=overrides.get("report") or report_path or final_out / "report.json",
     )
 
 

@@ -130,3 +130,24 @@ def test_short_flags_still_combine(
     monkeypatch.chdir(tmp_path)
     assert main(["-vq", "run"]) == 2  # parsed: only the missing config stops it
     assert "unrecognized" not in capsys.readouterr().err
+
+
+def test_rate_and_burst_flags_set_the_pace_of_the_run(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["run", "-c", str(config), "-n", "--rate", "5", "--burst", "10"]) == 0
+    assert "estimated time at 5 req/s, burst 10:" in capsys.readouterr().out
+
+
+def test_discover_refuses_a_rate_below_the_bound_before_any_request(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, tmp_path / "m.csv")
+        argv = ["discover", "-c", str(config), "--all", "--out", str(tmp_path / "found.csv")]
+        assert main([*argv, "--rate", "0"]) == 2
+        assert portal.stats.http_requests == 0
+    assert "--rate: must be a number of at least 0.01" in capsys.readouterr().err

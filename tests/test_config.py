@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,6 +183,32 @@ def test_output_override_moves_the_default_report_with_it(tmp_path: Path) -> Non
     path = write(tmp_path, f"portal:\n  webhook_url: {WEBHOOK}\n")
     config = load_config(path, env={}, output_dir=Path("/x/out"))
     assert config.report == Path("/x/out/report.json")
+
+
+def test_rate_and_burst_flags_override_rate_limit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"portal:\n  webhook_url: {WEBHOOK}\nrate_limit:\n  requests_per_second: 2\n  burst: 50\n",
+    )
+    config = load_config(path, env={}, rate=5.0, burst=250)
+    assert (config.rate_limit.requests_per_second, config.rate_limit.burst) == (5.0, 250)
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        ({"rate": 0.0}, "--rate: must be a number of at least 0.01"),
+        ({"rate": float("nan")}, "--rate: must be a number of at least 0.01"),
+        ({"burst": 0}, "--burst: must be ≥ 1"),
+    ],
+)
+def test_rate_and_burst_flags_have_the_bounds_of_the_file(
+    tmp_path: Path, flags: dict[str, Any], problem: str
+) -> None:
+    path = write(tmp_path, f"portal:\n  webhook_url: {WEBHOOK}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={}, **flags)
+    assert problem in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import add_config_option, config_file, level_of, positive
+from exporter.commands.shared import (
+    add_config_option,
+    add_rate_options,
+    config_file,
+    level_of,
+    positive,
+)
 from exporter.config import load_config
 from exporter.jobs.discovery import DiscoveryJob
 from exporter.manifest import formats_help
@@ -47,11 +53,12 @@ def add_arguments(discover: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help=f"manifest to write ({formats_help(short=True)})",
     )
+    add_rate_options(discover)
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Discover, write the manifest, print what was found."""
-    config = load_config(config_file(args))
+    config = load_config(config_file(args), rate=args.rate, burst=args.burst)
     job = DiscoveryJob(
         config, args.out, products=args.product, on_change=runner.discovery_reporter()
     )

@@ -10,6 +10,7 @@ from exporter.commands.shared import (
     DEFAULT_CONFIG,
     EXIT_CODES,
     add_config_option,
+    add_rate_options,
     config_file,
     level_of,
     say_summary,
@@ -50,6 +51,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
+    add_rate_options(run)
     run.add_argument("--force", action="store_true", help="export again images already done")
     run.add_argument(
         "--recheck",
@@ -84,7 +86,12 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Run the export (or plan it); the report and the metrics file land however it ends."""
     try:
         config = load_config(
-            config_file(args), manifest=args.manifest, output_dir=args.output, report=args.report
+            config_file(args),
+            manifest=args.manifest,
+            output_dir=args.output,
+            report=args.report,
+            rate=args.rate,
+            burst=args.burst,
         )
     except UsageError as exc:
         _could_not_start(args, exc)

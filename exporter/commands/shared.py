@@ -50,6 +50,19 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rate_options(parser: argparse.ArgumentParser) -> None:
+    """`--rate R` and `--burst B`, which override the config's `rate_limit`."""
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="requests per second; overrides rate_limit.requests_per_second",
+    )
+    parser.add_argument(
+        "--burst", type=int, metavar="B", help="requests at once; overrides rate_limit.burst"
+    )
+
+
 def config_file(args: argparse.Namespace) -> Path:
     """The configuration to load: --config, else ./config.yaml when it exists."""
     if args.config is not None:
