@@ -210,6 +210,10 @@ def parse_config(
         raise ConfigError(f"invalid configuration in {source}:\n{lines}")
     assert portal is not None and out_dir is not None and layout is not None
     final_out = output_dir or out_dir
+    if output_dir is not None and report_path is not None and report_path.is_relative_to(out_dir):
+        # The file's report lies in its output folder: it belongs to the export and moves
+        # with --output, so a run elsewhere does not overwrite the nightly's report.
+        report_path = output_dir / report_path.relative_to(out_dir)
     redact.add(*portal.secrets)
     return Config(
         portal=portal,

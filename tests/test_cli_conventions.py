@@ -151,3 +151,12 @@ def test_discover_refuses_a_rate_below_the_bound_before_any_request(
         assert main([*argv, "--rate", "0"]) == 2
         assert portal.stats.http_requests == 0
     assert "--rate: must be a number of at least 0.01" in capsys.readouterr().err
+
+
+def test_output_flag_takes_the_report_along(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["-q", "run", "-c", str(config), "-o", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "report.json").is_file()
+    assert not (tmp_path / "out").exists()

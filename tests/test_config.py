@@ -185,6 +185,25 @@ def test_output_override_moves_the_default_report_with_it(tmp_path: Path) -> Non
     assert config.report == Path("/x/out/report.json")
 
 
+def test_output_override_moves_a_report_kept_in_the_output_folder(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"portal:\n  webhook_url: {WEBHOOK}\noutput:\n  dir: ./export\n"
+        "report: ./export/reports/last.json\n",
+    )
+    config = load_config(path, env={}, output_dir=Path("/x/out"))
+    assert config.report == Path("/x/out/reports/last.json")
+
+
+def test_output_override_leaves_a_report_kept_elsewhere(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"portal:\n  webhook_url: {WEBHOOK}\noutput:\n  dir: ./export\nreport: /var/log/b24.json\n",
+    )
+    config = load_config(path, env={}, output_dir=Path("/x/out"))
+    assert config.report == Path("/var/log/b24.json")
+
+
 def test_rate_and_burst_flags_override_rate_limit(tmp_path: Path) -> None:
     path = write(
         tmp_path,
