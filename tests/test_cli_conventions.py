@@ -160,3 +160,21 @@ def test_output_flag_takes_the_report_along(tmp_path: Path, catalog: Catalog) ->
         assert main(["-q", "run", "-c", str(config), "-o", str(tmp_path / "elsewhere")]) == 0
     assert (tmp_path / "elsewhere" / "report.json").is_file()
     assert not (tmp_path / "out").exists()
+
+
+def test_discover_writes_the_configs_manifest_without_out(tmp_path: Path, catalog: Catalog) -> None:
+    manifest = tmp_path / "lists" / "manifest.csv"
+    manifest.parent.mkdir()
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["-q", "discover", "-c", str(config), "--all"]) == 0
+    assert len(manifest.read_text().splitlines()) == 1 + 4
+
+
+def test_discover_without_out_or_a_manifest_in_the_config_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("portal:\n  webhook_url: https://example.bitrix24.com/rest/1/abcd1234/\n")
+    assert main(["discover", "-c", str(config), "--all"]) == 2
+    assert "discover needs --out MANIFEST" in capsys.readouterr().err

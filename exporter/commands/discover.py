@@ -14,7 +14,8 @@ from exporter.commands.shared import (
     positive,
 )
 from exporter.config import load_config
-from exporter.jobs.discovery import DiscoveryJob
+from exporter.errors import UsageError
+from exporter.jobs.discovery import DiscoveryJob, DiscoveryResult
 from exporter.manifest import formats_help
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ DESCRIPTION = (
 EPILOG = (
     "examples:\n"
     "  b24-image-exporter discover --config config.yaml --all --out manifest.csv\n"
-    "  b24-image-exporter discover --config config.yaml --product 12 14 --out m.yaml\n\n"
+    "  b24-image-exporter discover --config config.yaml --product 12 14 --out m.yaml\n"
+    "  b24-image-exporter discover --all     (./config.yaml, into its manifest)\n\n"
     "exit codes:\n  0  every image found is in the manifest\n"
     "  1  some catalogs or products could not be read (named in the log)\n"
     "  2  usage or configuration error\n  3  the portal refused the job as a whole"
@@ -49,9 +51,8 @@ def add_arguments(discover: argparse.ArgumentParser) -> None:
     discover.add_argument(
         "--out",
         type=Path,
-        required=True,
         metavar="MANIFEST",
-        help=f"manifest to write ({formats_help(short=True)})",
+        help=f"manifest to write ({formats_help(short=True)}; default: the config's manifest)",
     )
     add_rate_options(discover)
 
@@ -59,38 +60,41 @@ def add_arguments(discover: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Discover, write the manifest, print what was found."""
     config = load_config(config_file(args), rate=args.rate, burst=args.burst)
-    job = DiscoveryJob(
-        config, args.out, products=args.product, on_change=runner.discovery_reporter()
-    )
+    out = args.out or config.manifest
+    if out is None:
+        raise UsageError("discover needs --out MANIFEST: the config names no manifest")
+    job = DiscoveryJob(config, out, products=args.product, on_change=runner.discovery_reporter())
     result = runner.run(job.run)
     if not args.quiet:
-        found = result.found
-        lines = [
-            f"discovered {result.rows} images of {found.products} products"
-            + (f" in {found.catalogs} catalogs" if args.all else "")
-            + f" with {found.requests} requests; manifest: {args.out}"
-        ]
-        lines += [f"  product {product_id}: {error}" for product_id, error in found.failed_products]
-        if result.aborted_by:
-            lines.append(f"aborted: {result.aborted_by}")
-        fields = {
-            "images": result.rows,
-            "products": found.products,
-            "catalogs": found.catalogs,
-            "requests": found.requests,
-            "manifest": str(args.out),
-            "failedProducts": [
-                {"productId": product_id, "error": str(error)}
-                for product_id, error in found.failed_products
-            ],
-            "exitCode": result.exit_code,
-        }
-        if result.aborted_by:
-            fields["abortedBy"] = result.aborted_by
-        runner.console.say(
-            "\n".join(lines),
-            topic="exporter.discover",
-            level=level_of(result.exit_code),
-            fields=fields,
-        )
+        _say_found(runner, result, out, walked=args.all)
     return result.exit_code
+
+
+def _say_found(runner: Runner, result: DiscoveryResult, out: Path, *, walked: bool) -> None:
+    """What the discovery found and where it wrote it (and why it stopped, if it did)."""
+    found = result.found
+    lines = [
+        f"discovered {result.rows} images of {found.products} products"
+        + (f" in {found.catalogs} catalogs" if walked else "")
+        + f" with {found.requests} requests; manifest: {out}"
+    ]
+    lines += [f"  product {product_id}: {error}" for product_id, error in found.failed_products]
+    if result.aborted_by:
+        lines.append(f"aborted: {result.aborted_by}")
+    fields = {
+        "images": result.rows,
+        "products": found.products,
+        "catalogs": found.catalogs,
+        "requests": found.requests,
+        "manifest": str(out),
+        "failedProducts": [
+            {"productId": product_id, "error": str(error)}
+            for product_id, error in found.failed_products
+        ],
+        "exitCode": result.exit_code,
+    }
+    if result.aborted_by:
+        fields["abortedBy"] = result.aborted_by
+    runner.console.say(
+        "\n".join(lines), topic="exporter.discover", level=level_of(result.exit_code), fields=fields
+    )
