@@ -14,8 +14,8 @@ Each class carries the exit code a run stopped by it ends with, and `exit_status
 the one place that turns how a run ended into the process's exit status.
 `classify_portal_error` maps an HTTP status and a Bitrix24 error code onto the tree
 (the portal part maps its HTTP library's exceptions, at its edge), so no other module
-branches on codes. Messages never carry URLs: a webhook URL and every `downloadUrl`
-contain credentials.
+branches on codes; `REMEDIES` says, by code, what the user can do about a refusal.
+Messages never carry URLs: a webhook URL and every `downloadUrl` contain credentials.
 """
 
 from __future__ import annotations
@@ -96,6 +96,11 @@ class PortalError(ExporterError):
         self.code = code
         self.description = description
         self.status = status
+
+    @property
+    def remedy(self) -> str | None:
+        """What the user can do about this code, when the troubleshooting table knows."""
+        return REMEDIES.get(self.code.upper())
 
 
 class TransientError(PortalError):
@@ -221,6 +226,30 @@ _FATAL = frozenset(
         "WRONG_ENCODING",
     }
 )
+
+
+# What to do when the portal refuses the job as a whole: the troubleshooting table of the
+# README, by error code (upper case, as Bitrix24 spells codes either way).
+REMEDIES = {
+    "NO_AUTH_FOUND": "copy the webhook URL again from Bitrix24",
+    "INSUFFICIENT_SCOPE": "edit the webhook, tick catalog",
+    "200040300010": "use an administrator's webhook, or grant catalog read rights",
+    "INVALID_CREDENTIALS": "use an administrator's webhook, or grant catalog read rights",
+    "ACCESS_DENIED": "REST needs a commercial plan",
+    "USER_ACCESS_ERROR": "give the app's user access",
+    "OVERLOAD_LIMIT": "contact Bitrix24 support",
+    "EXPIRED_TOKEN": "OAuth: set token_file so refreshed tokens are kept",
+    "INVALID_GRANT": "authorize the app again, store the new pair in token_file",
+    "PAYMENT_REQUIRED": "renew the portal's subscription",
+    "PORTAL_DELETED": "check the portal's address",
+    "PORTAL_MOVED": "put the new address in webhook_url",
+}
+
+
+def with_remedy(error: BaseException) -> str:
+    """An error as the user reads it: what went wrong, then what to do when that is known."""
+    remedy = error.remedy if isinstance(error, PortalError) else None
+    return f"{error}; what to do: {remedy}" if remedy else str(error)
 
 
 def classify_portal_error(

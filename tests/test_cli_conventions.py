@@ -178,3 +178,32 @@ def test_discover_without_out_or_a_manifest_in_the_config_is_a_usage_error(
     config.write_text("portal:\n  webhook_url: https://example.bitrix24.com/rest/1/abcd1234/\n")
     assert main(["discover", "-c", str(config), "--all"]) == 2
     assert "discover needs --out MANIFEST" in capsys.readouterr().err
+
+
+def test_an_auth_error_is_said_once_with_its_remedy(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        wrong = portal.webhook_url.replace(portal.portal.settings.webhook_code, "nope0000")
+        config = write_config(tmp_path / "config.yaml", wrong, manifest)
+        assert main(["run", "-c", str(config)]) == 3
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert said.count("NO_AUTH_FOUND") == 1
+    assert (
+        "aborted: NO_AUTH_FOUND: Wrong authorization data (HTTP 401); "
+        "what to do: copy the webhook URL again from Bitrix24"
+    ) in captured.err
+
+
+def test_discover_says_an_auth_error_once_with_its_remedy(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with portal_in_thread(catalog) as portal:
+        wrong = portal.webhook_url.replace(portal.portal.settings.webhook_code, "nope0000")
+        config = write_config(tmp_path / "config.yaml", wrong, tmp_path / "m.csv")
+        assert main(["discover", "-c", str(config), "--all"]) == 3
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("NO_AUTH_FOUND") == 1
+    assert "what to do: copy the webhook URL again from Bitrix24" in captured.err

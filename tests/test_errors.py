@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +14,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from exporter.errors import (
+    REMEDIES,
     AccessDeniedError,
     BatchRefusedError,
     ConfigError,
@@ -34,6 +37,7 @@ from exporter.errors import (
     foreign_error_page,
     garbled_answer,
     unfit_answer,
+    with_remedy,
 )
 from exporter.portal.transport import from_transport
 
@@ -302,3 +306,33 @@ def test_every_unexpected_answer_has_the_one_code_and_the_class_its_intent_needs
     error = helper()
     assert error.code == "ERROR_UNEXPECTED_ANSWER"
     assert type(error) is family
+
+
+def readme_remedies() -> dict[str, str]:
+    """The troubleshooting table of the README: each code (upper case) and its remedy."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Troubleshooting: Bitrix24 error codes")[1].split("\n## ")[0]
+    remedies = {}
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        if row.startswith("| `") and len(cells) == 4:
+            for code in re.findall(r"`([^`]+)`", cells[0]):
+                remedies[code.upper()] = re.sub(r"[`*]", "", cells[3])
+    return remedies
+
+
+@pytest.mark.parametrize("code", sorted(REMEDIES))
+def test_the_remedy_an_error_message_gives_is_the_readmes(code: str) -> None:
+    assert REMEDIES[code] == readme_remedies()[code]
+
+
+def test_a_refusal_is_told_with_what_to_do_about_it() -> None:
+    refusal = classify_portal_error(401, "insufficient_scope", "catalog scope missing")
+    assert with_remedy(refusal) == (
+        "insufficient_scope: catalog scope missing (HTTP 401); "
+        "what to do: edit the webhook, tick catalog"
+    )
+
+
+def test_an_error_without_a_known_remedy_is_told_as_it_is() -> None:
+    assert with_remedy(OutputError("disk full")) == "disk full"

@@ -71,7 +71,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
 
 
 def _say_found(runner: Runner, result: DiscoveryResult, out: Path, *, walked: bool) -> None:
-    """What the discovery found and where it wrote it (and why it stopped, if it did)."""
+    """What the discovery found and where it wrote it (why it stopped is in the log)."""
     found = result.found
     lines = [
         f"discovered {result.rows} images of {found.products} products"
@@ -79,8 +79,6 @@ def _say_found(runner: Runner, result: DiscoveryResult, out: Path, *, walked: bo
         + f" with {found.requests} requests; manifest: {out}"
     ]
     lines += [f"  product {product_id}: {error}" for product_id, error in found.failed_products]
-    if result.aborted_by:
-        lines.append(f"aborted: {result.aborted_by}")
     fields = {
         "images": result.rows,
         "products": found.products,

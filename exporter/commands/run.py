@@ -16,7 +16,13 @@ from exporter.commands.shared import (
     say_summary,
 )
 from exporter.config import Config, load_config, portal_host_of
-from exporter.errors import EXIT_INCOMPLETE, FatalPortalError, UsageError, exit_status
+from exporter.errors import (
+    EXIT_INCOMPLETE,
+    FatalPortalError,
+    UsageError,
+    exit_status,
+    with_remedy,
+)
 from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
 from exporter.jobs.export import ExportJob
 from exporter.jobs.metrics import write_metrics
@@ -144,7 +150,11 @@ def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:
     except FatalPortalError as exc:
         fields = {"exitCode": exit_status(exc), "abortedBy": str(exc)}
         runner.console.say(
-            f"aborted: {exc}", topic="exporter.plan", level="error", fields=fields, to_stderr=True
+            f"aborted: {with_remedy(exc)}",
+            topic="exporter.plan",
+            level="error",
+            fields=fields,
+            to_stderr=True,
         )
         return exit_status(exc)
     exit_code = exit_status(failed=bool(plan.failures))

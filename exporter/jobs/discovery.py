@@ -18,6 +18,7 @@ from exporter.errors import (
     FatalPortalError,
     PortalUnavailableError,
     exit_status,
+    with_remedy,
 )
 from exporter.jobs.session import http_session, portal_client
 from exporter.manifest import check_manifest_path, write_manifest
@@ -72,7 +73,7 @@ class DiscoveryJob:
                 refs = discover_images(client, fetcher, pages, progress=found)
                 rows = await write_manifest(self.out, refs)
             except (FatalPortalError, PortalUnavailableError) as exc:
-                log.error("aborted: %s", exc)
+                log.error("aborted: %s", with_remedy(exc))
                 return DiscoveryResult(exit_status(exc), rows, found, str(exc))
         for iblock, error in found.skipped_iblocks:
             log.warning("catalog iblock %d was not walked: %s", iblock, error)
@@ -81,5 +82,6 @@ class DiscoveryJob:
         denied = [e for _, e in found.failed_products if isinstance(e, AccessDeniedError)]
         if rows == 0 and found.failed_products and len(denied) == len(found.failed_products):
             refusal = FatalPortalError(denied[0].code, "access denied for every product")
+            log.error("aborted: %s", with_remedy(refusal))
             return DiscoveryResult(exit_status(refusal), rows, found, refusal.description)
         return DiscoveryResult(exit_status(failed=not found.complete), rows, found)

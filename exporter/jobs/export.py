@@ -32,6 +32,7 @@ from exporter.errors import (
     PortalUnavailableError,
     UsageError,
     exit_status,
+    with_remedy,
 )
 from exporter.jobs.dryrun import seconds_at_limit
 from exporter.jobs.pipeline import Pipeline
@@ -43,7 +44,6 @@ from exporter.manifest import validate_manifest
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
 from exporter.portal.ratelimit import BucketStore, Clock
-from exporter.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ class ExportResult:
             f"{requests['download']} downloads, {requests['rateLimited']} rate-limited, "
             f"{requests['retried']} retried",
         ]
-        if self.aborted_by:
-            lines.append(f"aborted: {redact(self.aborted_by)}")
         if self.exit_code >= EXIT_INTERRUPTED:
             lines.append("interrupted: the next run resumes where this one stopped")
         lines.append(f"report: {self.report_path}")
@@ -160,10 +158,10 @@ class ExportJob:
                 await pipeline.run(self._progress, snapshot)
             stopped_by = state.verdict()
             if stopped_by is not None:
-                log.error("aborted: %s", stopped_by)
+                log.error("aborted: %s", with_remedy(stopped_by))
         except STOPS_THE_RUN as exc:
             stopped_by = exc
-            log.error("aborted: %s", exc)
+            log.error("aborted: %s", with_remedy(exc))
         except BaseException as exc:
             cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
             stopped_by = Interrupted(self._signal) if cancelled and self._signal else exc
