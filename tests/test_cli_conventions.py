@@ -3,6 +3,7 @@ help without arguments, unknown flags named as such, flags over the file."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,13 @@ def test_discover_says_an_auth_error_once_with_its_remedy(
     captured = capsys.readouterr()
     assert (captured.out + captured.err).count("NO_AUTH_FOUND") == 1
     assert "what to do: copy the webhook URL again from Bitrix24" in captured.err
+
+
+def test_simulate_on_a_busy_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["simulate", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: port {port} is in use\n"

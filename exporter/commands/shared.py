@@ -30,12 +30,22 @@ exit codes:
 
 def positive(text: str) -> int:
     """An argument that must be a whole number of at least 1."""
+    return _whole_number(text, 1)
+
+
+def port_number(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    return _whole_number(text, 0, 65535)
+
+
+def _whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise argparse.ArgumentTypeError(f"must be {bound}")
     return value
 
 

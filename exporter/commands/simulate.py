@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from exporter.commands.shared import positive
+from exporter.commands.shared import port_number, positive
 from exporter.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ EPILOG = (
 def add_arguments(simulate: argparse.ArgumentParser) -> None:
     """The options of `simulate`."""
     option = simulate.add_argument
-    option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    option("--port", type=port_number, default=0, help="port on 127.0.0.1 (default: any free one)")
     option(
         "--rps",
         type=float,
@@ -97,7 +98,13 @@ async def _serve_until_stopped(
     """Serve the simulated portal until cancelled; print where it is."""
     from exporter.simulator import serve_portal
 
-    async with serve_portal(catalog, settings, port=port) as portal:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            portal = await stack.enter_async_context(serve_portal(catalog, settings, port=port))
+        except OSError as exc:
+            in_use = exc.errno == errno.EADDRINUSE
+            problem = "is in use" if in_use else f"cannot be listened on: {exc.strerror}"
+            raise UsageError(f"port {port} {problem}") from None
         say = runner.console.say
         images, products = len(catalog.pairs()), len(catalog.product_ids())
         size = {"images": images, "products": products}
