@@ -63,7 +63,7 @@ def test_a_run_with_a_missing_image_logs_its_summary_as_json(
     summary = by_logger(json_lines(capsys), "exporter.summary")
     assert summary["level"] == "warning"
     assert summary["message"].startswith("images: 7 total, 6 exported, 0 already done, 1 failed")
-    assert summary["counts"] == {"total": 7, "exported": 6, "skipped": 0, "failed": 1}
+    assert summary["counts"] == {"total": 7, "exported": 6, "skipped": 0, "failed": 1, "gone": 0}
     assert summary["requests"]["download"] == 6
     assert summary["exitCode"] == 1
     assert summary["report"] == str(tmp_path / "out" / "report.json")
@@ -199,3 +199,27 @@ def test_text_mode_summary_has_no_json(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert out.startswith("images: 5 total, 5 exported, 0 already done, 0 failed\n")
     assert "{" not in out
+
+
+def test_check_says_each_check_and_its_verdict_as_json(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        config = write_config(tmp_path / "config.yaml", portal.webhook_url, manifest)
+        assert main(["--log-format", "json", "check", "--config", str(config)]) == 0
+    entries = json_lines(capsys)
+    checks = [e for e in entries if e["logger"] == "exporter.check" and "check" in e]
+    assert {e["check"] for e in checks} >= {"configuration", "manifest", "output", "portal"}
+    [verdict] = [e for e in entries if e["logger"] == "exporter.check" and "exitCode" in e]
+    assert verdict["exitCode"] == 0
+
+
+def test_prune_says_what_it_removed_as_json(
+    export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    argv = ["--log-format", "json", "prune", str(export), "--gone-for", "0", "--dry-run"]
+    assert main(argv) == 0
+    [summary] = json_lines(capsys)
+    assert (summary["removed"], summary["dryRun"]) == (0, True)

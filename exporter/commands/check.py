@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import add_config_option
+from exporter.commands.shared import add_config_option, config_file, level_of
 from exporter.jobs.check import Outcome, ReadinessCheck, Status, render, render_verdict
-from exporter.redact import redact
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -38,13 +37,25 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
-    """Run the checks, printing each as it is known and the verdict last."""
+    """Run the checks, saying each as it is known and the verdict last."""
+    console = runner.console
 
     def show(outcome: Outcome) -> None:
         if not args.quiet or outcome.status is Status.PROBLEM:
-            print(redact(render(outcome)), flush=True)
+            level = {Status.PROBLEM: "error", Status.WARNING: "warning"}.get(outcome.status)
+            fields = {"check": outcome.subject, "status": outcome.status.value}
+            if outcome.remedy:
+                fields["remedy"] = outcome.remedy
+            console.say(render(outcome), topic="exporter.check", level=level or "info",
+                        fields=fields)  # fmt: skip
 
-    readiness = runner.run(ReadinessCheck(args.config, show).run)
+    readiness = runner.run(ReadinessCheck(config_file(args), show).run)
     if not args.quiet or readiness.exit_code:
-        print(redact(render_verdict(readiness)))
+        fields = {"requests": readiness.requests, "exitCode": readiness.exit_code}
+        console.say(
+            render_verdict(readiness),
+            topic="exporter.check",
+            level=level_of(readiness.exit_code),
+            fields=fields,
+        )
     return readiness.exit_code

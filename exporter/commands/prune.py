@@ -9,7 +9,6 @@ from exporter.commands.shared import add_folder_arguments, export_folder
 from exporter.errors import ConfigError, exit_status
 from exporter.jobs.prune import prune
 from exporter.jobs.session import destination_at
-from exporter.redact import redact
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -57,11 +56,18 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
         lambda: prune(destination_at(folder), gone_for_days=args.gone_for, dry_run=args.dry_run)
     )
     verb = "would remove" if result.dry_run else "removed"
+    console = runner.console
     if not args.quiet:
         for pruned in result.removed:
-            print(redact(f"{verb} {pruned.key} ({pruned.ref}, gone since {pruned.since})"))
-        print(
-            f"{verb} {len(result.removed)} gone image{'s' if len(result.removed) != 1 else ''}"
-            f"; kept {result.kept} gone for less than {args.gone_for:g} days"
+            fields = {"productId": pruned.ref.product_id, "id": pruned.ref.image_id,
+                      "file": pruned.key, "goneSince": pruned.since}  # fmt: skip
+            console.say(f"{verb} {pruned.key} ({pruned.ref}, gone since {pruned.since})",
+                        topic="exporter.prune", fields=fields)  # fmt: skip
+        count = len(result.removed)
+        console.say(
+            f"{verb} {count} gone image{'s' if count != 1 else ''}"
+            f"; kept {result.kept} gone for less than {args.gone_for:g} days",
+            topic="exporter.prune",
+            fields={"removed": count, "kept": result.kept, "dryRun": result.dry_run},
         )
     return exit_status()

@@ -107,13 +107,12 @@ def export_folder(args: argparse.Namespace, command: str) -> Path:
     folder: Path | None = args.dir or args.output
     if folder is not None:
         return folder
-    config = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    if config is None:
+    if args.config is None and not DEFAULT_CONFIG.is_file():
         raise UsageError(
             f"{command} needs the export folder: give DIR, --output DIR or --config FILE "
             f"(there is no ./{DEFAULT_CONFIG} to take it from)"
         )
-    return load_config(config).output.dir
+    return load_config(config_file(args)).output.dir
 
 
 def level_of(exit_code: int) -> str:
