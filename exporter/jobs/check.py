@@ -35,6 +35,7 @@ from exporter.destination.index import STATE_DIR, ExportIndex
 from exporter.destination.lock import lock_holder
 from exporter.errors import (
     EXIT_OK,
+    REMEDIES,
     AccessDeniedError,
     ExporterError,
     FatalPortalError,
@@ -61,22 +62,9 @@ from exporter.units import format_bytes
 CLOCK_TOLERANCE = 60.0  # seconds between the portal's clock and this machine's before a warning
 NOT_FOUND = "0"  # catalog.productImage.*: product or image not found
 
-# What to do about a portal's refusal, by its code (the README's troubleshooting table).
-REMEDIES = {
-    "NO_AUTH_FOUND": "copy the webhook URL again from Bitrix24",
-    "INSUFFICIENT_SCOPE": "edit the webhook, tick *catalog*",
-    "200040300010": "use an administrator's webhook, or grant catalog read rights",
-    "INVALID_CREDENTIALS": "use an administrator's webhook, or grant catalog read rights",
-    "ACCESS_DENIED": "REST needs a commercial plan",
-    "USER_ACCESS_ERROR": "give the app's user access",
-    "OVERLOAD_LIMIT": "contact Bitrix24 support",
-    "EXPIRED_TOKEN": "OAuth: set token_file so refreshed tokens are kept",
-    "INVALID_GRANT": "authorize the app again, store the new pair in token_file",
-    "PAYMENT_REQUIRED": "renew the portal's subscription",
-    "PORTAL_DELETED": "check the portal's address",
-    "PORTAL_MOVED": "put the new address in webhook_url",
-    NOT_FOUND: "regenerate the manifest with `discover`",
-}
+# A manifest row the portal has no image for: the one remedy the troubleshooting table
+# gives that is not about a refusal of the whole job.
+NOT_FOUND_REMEDY = "regenerate the manifest with `discover`"
 DEFAULT_REMEDY = (
     "fix the webhook, its scope or its user's rights (the README's troubleshooting table)"
 )
@@ -437,6 +425,8 @@ def _free_bytes(folder: Path) -> int:
 
 
 def _remedy(error: PortalError, default: str = DEFAULT_REMEDY) -> str:
+    if error.code == NOT_FOUND:
+        return NOT_FOUND_REMEDY
     return REMEDIES.get(error.code.upper(), default)
 
 
