@@ -15,6 +15,7 @@ import yaml
 from exporter import cli
 from exporter.cli import main
 from exporter.simulator import Catalog
+from exporter.units import format_duration
 
 from .support import FAST, exported_files, portal_in_thread, write_manifest
 
@@ -266,3 +267,19 @@ def test_commands_run_on_uvloop_where_it_is_installed() -> None:
 
     assert cli.HAVE_UVLOOP  # a dependency everywhere but Windows
     assert cli.Runner(progress=False).run(loop_module).startswith("uvloop")
+
+
+def test_the_demo_says_its_burst_apart_from_its_rate_and_the_time_on_a_real_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--images", "120", "--output", str(tmp_path / "d"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("the simulated portal"))
+    assert "after a burst of 20" in line
+    assert "(the burst at once, then " in line
+    served = int(line.split("it served ")[1].split()[0])
+    # A real portal's default plan: 48 of its burst of 50 at once, then 2 a second.
+    expected = format_duration((served - 48) / 2)
+    assert line.endswith(
+        f"default plan (2 requests/s, burst 50) the same job takes about {expected}"
+    )

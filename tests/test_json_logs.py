@@ -171,7 +171,7 @@ def test_the_demo_writes_only_json_lines(
     entries = json_lines(capsys)
     assert by_logger(entries, "exporter.summary")["counts"]["exported"] == 5
     assert [e["message"].split(":")[0] for e in entries if e["logger"] == "exporter.demo"] == [
-        "portal limit 20 req/s, burst 20",
+        "the simulated portal allows 20 requests/s after a burst of 20",
         "files",
     ]
 

@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.config import parse_config
+from exporter.config import RateLimitConfig, parse_config
+from exporter.jobs.dryrun import seconds_at_limit
 from exporter.jobs.export import ExportJob, ExportResult
 from exporter.jobs.progress import ProgressView
-from exporter.portal.ratelimit import MemoryStore
+from exporter.portal.ratelimit import MemoryStore, headroom
 from exporter.simulator import Catalog, PortalSettings, serve_portal
 
 DEMO_RATE = 20.0  # requests per second the demo portal allows
@@ -79,6 +80,12 @@ class Demo:
                     refused=stats.rate_limited,
                 )
                 return result
+
+
+def seconds_on_the_default_plan(requests: int) -> float:
+    """How long the portal's default plan (2 requests/s, burst 50) lets `requests` take."""
+    plan = RateLimitConfig(requests_per_second=2.0, burst=50, downloads_share_limit=True)
+    return seconds_at_limit(requests, 0, plan, plan.burst - headroom(plan.burst))
 
 
 def write_manifest(catalog: Catalog, path: Path, product_rows: int = 0) -> None:
