@@ -147,8 +147,12 @@ def test_a_config_that_cannot_be_used_still_names_its_portal_to_the_monitor(
     assert "abcdef12" not in report["abortedBy"] + metrics.read_text()
 
 
-def test_a_report_that_cannot_be_written_makes_a_clean_run_exit_not_0(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--report", "cannot write the report"), ("--metrics-file", "cannot write the metrics file")],
+)
+def test_a_report_or_metrics_file_that_cannot_be_written_makes_a_clean_run_exit_not_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, message: str
 ) -> None:
     catalog = catalog_of(1, 2)
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
@@ -156,23 +160,9 @@ def test_a_report_that_cannot_be_written_makes_a_clean_run_exit_not_0(
     blocker.write_text("")
     with portal_in_thread(catalog) as portal:
         config = write_config(tmp_path, portal.webhook_url, manifest, tmp_path / "out")
-        code = main(["run", "--config", str(config), "--report", str(blocker / "r.json")])
+        code = main(["run", "--config", str(config), flag, str(blocker / "file")])
     assert code == 4
-    assert "cannot write the report" in capsys.readouterr().err
-
-
-def test_a_metrics_file_that_cannot_be_written_makes_a_clean_run_exit_not_0(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    catalog = catalog_of(1, 2)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    blocker = tmp_path / "afile"
-    blocker.write_text("")
-    with portal_in_thread(catalog) as portal:
-        config = write_config(tmp_path, portal.webhook_url, manifest, tmp_path / "out")
-        code = main(["run", "--config", str(config), "--metrics-file", str(blocker / "m.prom")])
-    assert code == 4
-    assert "cannot write the metrics file" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_the_last_success_is_carried_over_a_failed_run(tmp_path: Path) -> None:

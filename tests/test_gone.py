@@ -91,14 +91,15 @@ async def test_an_image_gone_earlier_is_not_counted_gone_again(
     out = tmp_path / "out"
     async with portal_for(catalog) as portal:
         await run(portal, manifest, out)
-        catalog.remove_image(catalog.pairs()[0][1])
+        gone = catalog.pairs()[0][1]
+        catalog.remove_image(gone)
         first = await run(portal, manifest, out, recheck=True)
-        since = next(iter(sidecars(out).values()))
+        since = sidecars(out)[gone]["gone"]["since"]
         again = await run(portal, manifest, out, recheck=True)
     assert first.report["counts"]["gone"] == 1
     assert again.report["counts"]["gone"] == 0
     assert again.exit_code == 0
-    assert next(iter(sidecars(out).values())) == since  # "since" stays the first run's
+    assert sidecars(out)[gone]["gone"]["since"] == since  # the first run that saw it gone
 
 
 async def test_a_product_only_row_sees_the_images_its_product_no_longer_lists(
