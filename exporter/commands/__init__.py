@@ -1,5 +1,5 @@
-"""The commands: one module each (run, check, discover, verify, demo, simulate), holding its parser
-and its handler.
+"""The commands: one module each (run, check, discover, verify, prune, demo, simulate), with
+its parser and its handler; `shared` holds what several of them take or say alike.
 
 Each module (named as its command) has its `HELP`, `DESCRIPTION` and `EPILOG`, an
 `add_arguments(parser)` for its options, and a `handle(args, runner)` that turns parsed

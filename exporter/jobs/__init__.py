@@ -6,6 +6,7 @@
 * `discovery` — one `discover`: the catalog walked into a manifest.
 * `dryrun` — what a run would do, and how long the portal's limit makes it take.
 * `check` — whether a configuration is ready for its first run, writing nothing.
+* `prune` — the images gone from the portal for long enough, removed from the backup.
 * `demo` — an export against the built-in simulated portal.
 * `session` — what every job sets up the same way: the HTTP session, the portal client,
   the destination.
