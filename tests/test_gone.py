@@ -290,3 +290,19 @@ async def test_a_batch_refused_as_a_whole_falls_back_to_single_calls(
     assert result.exit_code == 0
     assert result.report["counts"]["exported"] == 20
     assert stats.by_method["catalog.productImage.get"] == 20
+
+
+async def test_a_whole_catalog_run_sees_a_deleted_product_gone(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    product = catalog.product_ids()[2]
+    images = {image.id for image in catalog.images_of(product)}
+    out = tmp_path / "out"
+    async with portal_for(catalog) as portal:
+        config = export_config(portal.webhook_url, tmp_path / "unused.csv", out)
+        assert (await ExportJob(config, discover=True).run()).report["counts"]["exported"] == 20
+        catalog.remove_product(product)
+        second = await ExportJob(config, discover=True).run()
+    assert second.exit_code == 0
+    assert second.report["counts"]["gone"] == len(images)
+    assert gone_ids(out) == images

@@ -85,6 +85,10 @@ class Destination(Protocol):
         """Every image of one product that an earlier run exported."""
         ...
 
+    def exported_products(self) -> set[int]:
+        """Every product that an earlier run exported an image of."""
+        ...
+
     def key_of(self, ref: ImageRef) -> str:
         """Where an exported image is, relative to the destination ("" if it is not)."""
         ...

@@ -125,6 +125,9 @@ class FolderDestination:
     def images_of(self, product_id: int) -> list[ImageRef]:
         return self._opened().images_of(product_id)
 
+    def exported_products(self) -> set[int]:
+        return self._opened().products()
+
     def key_of(self, ref: ImageRef) -> str:
         return self._opened().path_of(ref) or ""
 

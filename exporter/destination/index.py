@@ -110,11 +110,18 @@ class ExportIndex:
 
     def images_of(self, product_id: int) -> list[ImageRef]:
         """Every exported image of one product."""
+        return list(self._products().get(product_id, ()))
+
+    def products(self) -> set[int]:
+        """Every product an image was exported of."""
+        return set(self._products())
+
+    def _products(self) -> dict[int, list[ImageRef]]:
         if self._by_product is None:
             self._by_product = {}
             for ref in self.entries:
                 self._by_product.setdefault(ref.product_id, []).append(ref)
-        return list(self._by_product.get(product_id, ()))
+        return self._by_product
 
     def forget(self, ref: ImageRef) -> None:
         """Drop an image whose file was moved aside, so the next run exports it again."""

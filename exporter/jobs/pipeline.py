@@ -147,6 +147,11 @@ class Pipeline:
                     if product_id not in listed:
                         listed.add(product_id)
                         await products.send(product_id)
+            if not found.skipped_iblocks:
+                # Products of the backup that the whole catalog no longer has: listed once
+                # more (a deleted one answers "not found"), so their images are marked gone.
+                for product_id in sorted(self.destination.exported_products() - listed):
+                    await products.send(product_id)
         for iblock, error in found.skipped_iblocks:
             self.state.warn(f"catalog (iblock {iblock}) not walked: {error}")
         log.info("discovery: %d products in %d catalogs", len(listed), found.catalogs)
