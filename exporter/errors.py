@@ -131,6 +131,10 @@ class BatchRefusedError(PortalError):
     """The portal would not run a command inside `batch`; it must be sent on its own."""
 
 
+class RequestTooLargeError(PortalError):
+    """HTTP 413: the request's body is more than the portal (or a proxy) takes; send less."""
+
+
 class ImageError(PortalError):
     """This one image cannot be exported (not found, no access); record it and go on."""
 

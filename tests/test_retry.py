@@ -108,3 +108,30 @@ def test_kinds_of_failure_are_counted_apart() -> None:
     step = policy.next_step(TransientError("HTTP_500"), tries)
     assert step.action is Action.RETRY  # the first failure, whatever came before
     assert step.tries == Tries(failures=1, rate_limited=1, waits=1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("HTTP_500"),
+        TransportError("TIMEOUT"),
+        TransportError("CONNECTION_DROPPED"),
+        TransportError("SHORT_BODY"),
+    ],
+)
+def test_an_upload_whose_outcome_is_unknown_is_never_sent_again(error: Exception) -> None:
+    step = RetryPolicy().next_step(error, Tries(), idempotent=False)
+    assert step.action is Action.GIVE_UP  # the caller finds out what happened instead
+
+
+@pytest.mark.parametrize(
+    ("error", "action"),
+    [
+        (TransportError("CONNECT_FAILED"), Action.RETRY),  # it never left
+        (RateLimitedError("QUERY_LIMIT_EXCEEDED"), Action.SLOW_DOWN),  # refused, not run
+        (OperationTimeLimitError("OPERATION_TIME_LIMIT"), Action.WAIT),
+        (ExpiredTokenError("expired_token"), Action.REFRESH),
+    ],
+)
+def test_an_upload_the_portal_refused_unrun_is_sent_again(error: Exception, action: Action) -> None:
+    assert RetryPolicy().next_step(error, Tries(), idempotent=False).action is action

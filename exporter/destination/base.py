@@ -19,9 +19,11 @@ implementation is held to the same tests (tests/test_destination.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
+from exporter.destination.sidecar import SidecarFacts
 from exporter.model import ImageRef, ProductImage, SavedFile
 
 
@@ -108,6 +110,18 @@ class Destination(Protocol):
 
     async def remove(self, ref: ImageRef) -> str:
         """Delete an export (its file, sidecar and index line); returns where it was."""
+        ...
+
+    def exported(self) -> Iterator[tuple[str, SidecarFacts]]:
+        """Every export, by key, with what its sidecar says (unreadable sidecars left out)."""
+        ...
+
+    async def read_file(self, key: str) -> bytes:
+        """An export's whole file (`OutputError` when it cannot be read)."""
+        ...
+
+    def state_path(self, name: str) -> Path:
+        """A local file of this export's own state (a restore's journal), its folder made."""
         ...
 
     async def keep_report(self, report: bytes) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,14 @@ from exporter.destination.base import Sink
 from exporter.destination.index import STATE_DIR, ExportIndex
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import PathRegistry, render_layout
-from exporter.destination.sidecar import owner_of, rewrite_gone, sidecar_path, write_sidecar
+from exporter.destination.sidecar import (
+    SidecarFacts,
+    load_sidecar,
+    owner_of,
+    rewrite_gone,
+    sidecar_path,
+    write_sidecar,
+)
 from exporter.errors import OutputError
 from exporter.model import ImageRef, ProductImage, SavedFile
 
@@ -162,6 +169,24 @@ class FolderDestination:
             raise OutputError(f"cannot remove {file}: {exc.strerror}") from None
         index.forget(ref)
         return entry.path
+
+    def exported(self) -> Iterator[tuple[str, SidecarFacts]]:
+        for key in sorted(entry.path for entry in self._opened().entries.values()):
+            facts = load_sidecar(sidecar_path(self.root / key))
+            if isinstance(facts, SidecarFacts):
+                yield key, facts
+
+    async def read_file(self, key: str) -> bytes:
+        file = self.root / key
+        try:
+            return await anyio.to_thread.run_sync(file.read_bytes)
+        except OSError as exc:
+            raise OutputError(f"cannot read {file}: {exc.strerror}") from None
+
+    def state_path(self, name: str) -> Path:
+        folder = self.root / STATE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
 
     async def keep_report(self, report: bytes) -> None:
         if self._lock is None:

@@ -74,6 +74,10 @@ class SidecarFacts:
     size: int
     sha256: str  # lower-case hex
     gone: str | None = None  # since when the portal no longer has the image
+    image_name: str = ""  # the image's name on the portal (productImage.name)
+    image_type: str = ""  # DETAIL_PICTURE, PREVIEW_PICTURE or MORE_PHOTO
+    portal: str = ""  # the portal it was exported from (source.portal)
+    xml_id: str | None = None  # its product's external code (product.xmlId), when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,23 @@ def parse_sidecar(raw: bytes) -> SidecarFacts | Rejected:
         return Rejected("file.name is not a string", shaped=True)
     gone = document.get("gone")
     since = gone.get("since") if isinstance(gone, dict) else None
-    return SidecarFacts(ref, name, size, sha256.lower(), since if isinstance(since, str) else None)
+    source, product = document.get("source"), document.get("product")
+    xml_id = product.get("xmlId") if isinstance(product, dict) else None
+    return SidecarFacts(
+        ref,
+        name,
+        size,
+        sha256.lower(),
+        since if isinstance(since, str) else None,
+        image_name=_text(image.get("name")),
+        image_type=_text(image.get("type")),
+        portal=_text(source.get("portal") if isinstance(source, dict) else None),
+        xml_id=xml_id if isinstance(xml_id, str) and xml_id else None,
+    )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def rewrite_gone(file: Path, since: str | None) -> None:

@@ -30,6 +30,7 @@ from exporter.errors import (
     FatalPortalError,
     OperationTimeLimitError,
     RateLimitedError,
+    RequestTooLargeError,
     StaleLinkError,
     TransientError,
     classify_portal_error,
@@ -102,15 +103,23 @@ class PortalClient:
         """Requests the limiter would let go now without waiting."""
         return self._limiter.tokens
 
-    async def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Call one method; returns the whole answer (`result`, `total`, `time`, …)."""
-        return await self.with_retries(lambda: self._send(method, dict(params), (method,)))
+    async def call(
+        self, method: str, params: Mapping[str, Any], *, idempotent: bool = True
+    ) -> dict[str, Any]:
+        """Call one method; returns the whole answer (`result`, `total`, `time`, …).
 
-    async def batch(self, calls: Sequence[BatchCall]) -> BatchAnswer:
+        A call that is not `idempotent` (an `add`) is never sent again once it may have
+        reached the portal: a failure whose outcome is unknown is raised to the caller.
+        """
+        return await self.with_retries(
+            lambda: self._send(method, dict(params), (method,)), idempotent=idempotent
+        )
+
+    async def batch(self, calls: Sequence[BatchCall], *, idempotent: bool = True) -> BatchAnswer:
         """Run up to 50 calls in one request; each command's outcome comes back by key."""
         methods = tuple({call.method for call in calls})
         body = await self.with_retries(
-            lambda: self._send(BATCH_METHOD, batch_payload(calls), methods)
+            lambda: self._send(BATCH_METHOD, batch_payload(calls), methods), idempotent=idempotent
         )
         answer = parse_batch_answer(body, calls)
         by_key = {call.key: call.method for call in calls}
@@ -122,7 +131,9 @@ class PortalClient:
                 self.operating.refused(by_key[key])
         return answer
 
-    async def with_retries(self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True) -> T:
+    async def with_retries(
+        self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True, idempotent: bool = True
+    ) -> T:
         """Run `attempt` until it succeeds or the retry policy gives up on it.
 
         `paced` says whether `attempt` waits for the limiter itself; an attempt that
@@ -140,7 +151,7 @@ class PortalClient:
                     stale = None
                 return await attempt()
             except ExporterError as exc:
-                step = self.retry.next_step(exc, tries)
+                step = self.retry.next_step(exc, tries, idempotent=idempotent)
                 tries = step.tries
                 if isinstance(exc, RateLimitedError):
                     self.counts.rate_limited += 1
@@ -291,6 +302,8 @@ def _decode(status: int, body: bytes, location: str) -> dict[str, Any]:
             f"the portal redirects to {target}; put its new address in the configuration",
             status,
         )
+    if status == 413:
+        raise RequestTooLargeError("HTTP_413", "the request is larger than the portal takes", 413)
     try:
         data: Any = json.loads(body)
     except ValueError:

@@ -32,6 +32,7 @@ from exporter.errors import (
     RateLimitedError,
     StaleLinkError,
     TransientError,
+    TransportError,
 )
 
 # What a request ends with when the policy gave up asking again: not the job's refusal,
@@ -99,8 +100,16 @@ class RetryPolicy:
         """The ceiling of the wait after `failures` failures: doubling, up to `backoff_cap`."""
         return min(self.backoff_cap, self.backoff_base * 2.0**failures)
 
-    def next_step(self, error: Exception, tries: Tries) -> Step:
-        """What to do after `error` ended a send of a call that has been through `tries`."""
+    def next_step(self, error: Exception, tries: Tries, *, idempotent: bool = True) -> Step:
+        """What to do after `error` ended a send of a call that has been through `tries`.
+
+        A call that is not `idempotent` (an upload: the portal has no idempotency key) is
+        asked again only after failures that prove it was not carried out: the portal's
+        refusals (503, 429, an expired token) and a connection never made. After any
+        other failure its outcome is unknown, and giving up hands that to the caller.
+        """
+        if not idempotent and isinstance(error, TransientError) and not _never_sent(error):
+            return Step(Action.GIVE_UP, tries)
         if isinstance(error, RateLimitedError):
             step = _counted(tries, "rate_limited", self.max_rate_limited, Action.SLOW_DOWN)
             return replace(step, backoff=self.backoff(step.tries.rate_limited))
@@ -121,6 +130,11 @@ class RetryPolicy:
             step = _counted(tries, "failures", self.max_attempts - 1, Action.RETRY)
             return replace(step, backoff=self.backoff(step.tries.failures))
         return Step(Action.GIVE_UP, tries)
+
+
+def _never_sent(error: TransientError) -> bool:
+    """Whether a transient failure happened before the request could reach the portal."""
+    return isinstance(error, TransportError) and error.code == "CONNECT_FAILED"
 
 
 def _counted(tries: Tries, kind: str, bound: int, action: Action) -> Step:
