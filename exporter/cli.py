@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import anyio
 
 from exporter import __version__
-from exporter.commands import check, demo, discover, prune, run, simulate, verify
+from exporter.commands import check, demo, discover, prune, restore, run, simulate, verify
 from exporter.commands.shared import EXIT_CODES
 from exporter.errors import (
     EXIT_USAGE,
@@ -42,7 +42,16 @@ log = logging.getLogger("exporter.cli")
 
 T = TypeVar("T")
 
-COMMANDS = (run, check, discover, verify, prune, demo, simulate)  # in the order --help lists them
+COMMANDS = (
+    run,
+    check,
+    discover,
+    verify,
+    prune,
+    restore,
+    demo,
+    simulate,
+)  # in the order --help lists them
 
 # uvloop's event loop (installed with the exporter except on Windows) receives a
 # download with about a tenth less CPU than asyncio's own; either runs the same code.

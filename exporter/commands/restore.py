@@ -1,0 +1,106 @@
+"""`restore`: upload an export into a portal — the one it came from, or another — exactly once."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exporter.commands.shared import add_config_option, config_file, level_of, positive
+from exporter.config import load_config
+from exporter.destination.index import STATE_DIR
+from exporter.errors import ConfigError
+from exporter.jobs.restore import RestoreJob, RestoreOptions, read_map
+from exporter.jobs.session import destination_at
+
+if TYPE_CHECKING:
+    from exporter.cli import Runner
+
+TYPES = ("DETAIL_PICTURE", "PREVIEW_PICTURE", "MORE_PHOTO")
+
+HELP = "upload an export back into a portal (the same one, or another)"
+DESCRIPTION = (
+    "Upload the images of an export into the portal the configuration names, with "
+    "catalog.productImage.add: every image whose file still matches its sidecar (re-hashed "
+    "first), to the product with the same id or the one --map names. Into the portal it "
+    "came from, images still there are skipped, so a restore after a deletion brings back "
+    "exactly what was deleted. A product's detail or preview picture is never replaced "
+    "unless --replace-pictures. A journal in the export makes each upload happen once, "
+    "also when an answer is lost or the run is killed."
+)
+EPILOG = (
+    "examples:\n  b24-image-exporter restore --config config.yaml --from ./export\n"
+    "  b24-image-exporter restore -c target.yaml --from ./export --map map.csv --verify\n"
+    "  b24-image-exporter restore -c config.yaml --from ./export --product 12 14 -n\n\n"
+    "--map CSV has a header row, then sourceProductId,targetProductId per row.\n\n"
+    "exit codes:\n  0  every chosen image is on the portal (restored, or there already)\n"
+    "  1  some images failed (corrupt file, product not found or not mapped, refused)\n"
+    "  2  usage or configuration error, or a run holds the export's lock\n"
+    "  3  the portal refused the job as a whole\n"
+    "  4  the portal stopped answering, or the export cannot be read"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `restore`."""
+    add_config_option(parser)
+    parser.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="DIR", help="the export"
+    )
+    parser.add_argument(
+        "--map", type=Path, metavar="CSV", help="source product → target product, per row"
+    )
+    parser.add_argument(
+        "--product", type=positive, nargs="+", metavar="ID", help="only these source products"
+    )
+    parser.add_argument(
+        "--type", choices=TYPES, nargs="+", metavar="TYPE", help="only images of these types"
+    )
+    parser.add_argument(
+        "--include-gone", action="store_true", help="also images gone from their portal"
+    )
+    parser.add_argument(
+        "--replace-pictures",
+        action="store_true",
+        help="let a detail or preview picture replace the target product's",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="read every upload back and compare its SHA-256"
+    )
+    parser.add_argument(
+        "-n", "--dry-run", action="store_true", help="say what would go where; upload nothing"
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE", help="report path (default: in the export)"
+    )
+
+
+def handle(args: argparse.Namespace, runner: Runner) -> int:
+    """Restore the export; say the summary."""
+    config = load_config(config_file(args))
+    source: Path = args.source
+    if not source.is_dir():
+        what = "does not exist" if not source.exists() else "is not a folder"
+        raise ConfigError(f"restore --from {source}: {what}")
+    options = RestoreOptions(
+        products=frozenset(args.product) if args.product else None,
+        types=frozenset(args.type) if args.type else None,
+        include_gone=args.include_gone,
+        product_map=read_map(args.map) if args.map else None,
+        replace_pictures=args.replace_pictures,
+        verify=args.verify,
+        dry_run=args.dry_run,
+    )
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", config.portal.host)
+    report = args.report or source / STATE_DIR / f"restore-report-{host}.json"
+    job = RestoreJob(config, destination_at(source), str(source), options, report=report)
+    result = runner.run(job.run)
+    if not args.quiet or result.exit_code:
+        runner.console.say(
+            result.summary(),
+            topic="exporter.restore",
+            level=level_of(result.exit_code),
+            fields={"counts": result.report["counts"], "exitCode": result.exit_code},
+        )
+    return result.exit_code
