@@ -5,12 +5,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import random
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-from .png import MAX_PNG_SIZE, MIN_PNG_SIZE, PNG_CONTENT_TYPE, iter_png, png_bytes
+from .png import (
+    MAX_PNG_SIZE,
+    MIN_PNG_SIZE,
+    PNG_CONTENT_TYPE,
+    STREAM_BLOCK_SIZE,
+    iter_png,
+    png_bytes,
+)
 
 PRODUCT_IBLOCK_ID = 24
 OFFERS_IBLOCK_ID = 26
@@ -43,6 +51,19 @@ _NAMES = (
 )
 _EPOCH = datetime(2023, 1, 1, tzinfo=timezone(timedelta(hours=3)))
 _TWO_YEARS = 2 * 365 * 86_400
+_PRODUCT_WORDS = (
+    ("Ceramic", "Linen", "Oak", "Steel", "Wool", "Glass", "Чугунный", "Blauer", "竹製"),
+    ("mug", "shirt", "table", "kettle", "scarf", "vase", "чайник", "Stuhl", "ボウル"),
+)
+_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "jpe": "image/jpeg",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,26 @@ class SimImage:
         """Portal-relative ``/upload/…`` path, stable for an id and name."""
         digest = hashlib.sha1(f"{self.id}:{self.name}".encode()).hexdigest()
         return f"/upload/iblock/{digest[:3]}/{digest[3:35]}/{quote(self.name, safe='')}"
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What a product list answers about a product besides its id, iblock and type."""
+
+    name: str
+    xml_id: str
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """A variation's ``parentId`` property: ``value`` is the parent product's id.
+
+    ``value_id`` is the id of that property value; the reference names the field only,
+    so here it is a counter per catalog.
+    """
+
+    value: int
+    value_id: int
 
 
 @dataclass(frozen=True)
@@ -90,12 +131,15 @@ class Catalog:
             ),
         }
         self._iblock_of: dict[int, int] = {}
+        self._info: dict[int, ProductInfo] = {}
         self._images_of: dict[int, list[int]] = {}
         self._images: dict[int, SimImage] = {}
         self._sorted_ids: dict[int | None, list[int]] = {}
         self._sha256: dict[int, str] = {}
+        self._content: dict[int, bytes] = {}
         self._next_image_id = 1001
-        self._parent_of: dict[int, int] = {}
+        self._parent_of: dict[int, ParentLink] = {}
+        self._next_value_id = 1
         self._variations: dict[int, set[int]] = {}
 
     @classmethod
@@ -105,17 +149,23 @@ class Catalog:
         images: int = 500,
         seed: int = 1,
         image_size: tuple[int, int] = (2_000, 20_000),
+        first_id: int = 1,
     ) -> Catalog:
-        """A catalog of ``products`` products (ids from 1) sharing ``images`` images.
+        """A catalog of ``products`` products (ids from ``first_id``) sharing ``images`` images.
 
         Every product gets at least one image when ``images >= products``. Image ids
         start above the product ids (1001 for up to 999 products); names repeat now
-        and then within a product, as real uploads do.
+        and then within a product, as real uploads do. Each product's name and xmlId
+        come from the seed and its position alone, so catalogs generated with the same
+        seed and other ``first_id`` hold the same products under other ids (a source
+        portal and a migration target, e.g. ``images=0`` for an empty target).
         """
         if products < 0 or images < 0:
             raise ValueError("products and images must not be negative")
         if images and not products:
             raise ValueError("images need at least one product")
+        if first_id <= 0:
+            raise ValueError(f"first_id must be positive, got {first_id}")
         low, high = image_size
         if low > high:
             raise ValueError(f"image_size range is empty: {image_size}")
@@ -129,10 +179,15 @@ class Catalog:
         else:
             for index in rng.sample(range(products), images):
                 counts[index] = 1
-        next_id = max(1001, 10 ** len(str(products)) + 1)
+        last_id = max(first_id + products - 1, 1)
+        next_id = max(1001, 10 ** len(str(last_id)) + 1)
         for index, count in enumerate(counts):
-            product_id = index + 1
-            catalog.add_product(product_id)
+            product_id = first_id + index
+            catalog.add_product(
+                product_id,
+                name=generated_name(seed, index),
+                xml_id=generated_xml_id(seed, index),
+            )
             names: list[str] = []
             for position in range(count):
                 reuse = bool(names) and rng.random() < 0.2
@@ -150,10 +205,41 @@ class Catalog:
                 next_id += 1
         return catalog
 
+    def twin(self, id_offset: int, seed: int | None = None) -> Catalog:
+        """The same catalogs and products (names, xmlIds, parents and variations) under ids
+        shifted by ``id_offset``, with no images: a restore target that matches this
+        catalog by xmlId only."""
+        twin = Catalog(self.seed if seed is None else seed)
+        twin._iblocks = dict(self._iblocks)
+        for product_id in self.product_ids():
+            info = self._info[product_id]
+            twin.add_product(
+                product_id + id_offset,
+                self._iblock_of[product_id],
+                name=info.name,
+                xml_id=info.xml_id,
+            )
+        for variation_id in sorted(self._parent_of):
+            parent_id = self._parent_of[variation_id].value
+            twin.add_variation(parent_id + id_offset, variation_id + id_offset)
+        return twin
+
     # Building
 
-    def add_product(self, product_id: int, iblock_id: int = PRODUCT_IBLOCK_ID) -> None:
-        """Add a product with no images; an unknown iblock becomes a product catalog."""
+    def add_product(
+        self,
+        product_id: int,
+        iblock_id: int = PRODUCT_IBLOCK_ID,
+        *,
+        name: str | None = None,
+        xml_id: str | None = None,
+    ) -> None:
+        """Add a product with no images; an unknown iblock becomes a product catalog.
+
+        Without a name it is "Product <id>"; without an xmlId, the id as a string (the
+        reference does not say what a product created without one gets). xmlIds need
+        not be unique, as on the portal.
+        """
         if product_id <= 0:
             raise ValueError(f"product id must be positive, got {product_id}")
         if product_id in self._iblock_of:
@@ -161,14 +247,26 @@ class Catalog:
         if iblock_id not in self._iblocks:
             self._iblocks[iblock_id] = CatalogInfo(iblock_id, f"Catalog {iblock_id}")
         self._iblock_of[product_id] = iblock_id
+        self._info[product_id] = ProductInfo(
+            f"Product {product_id}" if name is None else name,
+            str(product_id) if xml_id is None else xml_id,
+        )
         self._images_of[product_id] = []
         self._sorted_ids.clear()
 
-    def add_variation(self, parent_id: int, variation_id: int) -> None:
+    def add_variation(
+        self,
+        parent_id: int,
+        variation_id: int,
+        *,
+        name: str | None = None,
+        xml_id: str | None = None,
+    ) -> None:
         """Make ``parent_id`` a parent (type 3) of ``variation_id`` (type 4).
 
         The parent must exist in a product catalog that has an offers catalog; the
-        variation is created there when missing and may have no other parent.
+        variation is created there when missing (with ``name`` and ``xml_id`` as in
+        :meth:`add_product`) and may have no other parent.
         """
         if parent_id not in self._iblock_of:
             raise ValueError(f"product {parent_id} does not exist")
@@ -179,12 +277,13 @@ class Catalog:
         if offers is None:
             raise ValueError(f"catalog {parent_iblock} of product {parent_id} has no offers")
         if variation_id not in self._iblock_of:
-            self.add_product(variation_id, offers)
+            self.add_product(variation_id, offers, name=name, xml_id=xml_id)
         if self._iblock_of[variation_id] != offers:
             raise ValueError(f"product {variation_id} is not in the offers catalog {offers}")
         if variation_id in self._parent_of:
             raise ValueError(f"product {variation_id} is already a variation")
-        self._parent_of[variation_id] = parent_id
+        self._parent_of[variation_id] = ParentLink(parent_id, self._next_value_id)
+        self._next_value_id += 1
         self._variations.setdefault(parent_id, set()).add(variation_id)
 
     def add_image(
@@ -196,10 +295,14 @@ class Catalog:
         type: str = "MORE_PHOTO",
         image_id: int | None = None,
         create_time: str = "2024-10-17T10:48:05+02:00",
+        content: bytes | None = None,
     ) -> int:
         """Attach an image and return its id; the product is created if it is missing.
 
-        ``size`` is raised to the smallest valid PNG when below it.
+        Without ``content`` the image is a generated PNG of ``size`` bytes (raised to the
+        smallest valid PNG when below it); with it, exactly those bytes (an upload),
+        typed by the name's extension. Without ``image_id`` it gets the next free id:
+        ids are never reused, like the portal's file ids.
         """
         if product_id not in self._iblock_of:
             self.add_product(product_id)
@@ -209,10 +312,20 @@ class Catalog:
             raise ValueError(f"image id must be positive, got {image_id}")
         if image_id in self._images:
             raise ValueError(f"image {image_id} already exists")
-        size = max(size, MIN_PNG_SIZE)
-        if size > MAX_PNG_SIZE:
-            raise ValueError(f"image size {size} exceeds {MAX_PNG_SIZE}")
-        self._images[image_id] = SimImage(image_id, product_id, name, type, create_time, size)
+        if content is None:
+            size = max(size, MIN_PNG_SIZE)
+            if size > MAX_PNG_SIZE:
+                raise ValueError(f"image size {size} exceeds {MAX_PNG_SIZE}")
+            image = SimImage(image_id, product_id, name, type, create_time, size)
+        else:
+            extension = name.rpartition(".")[2].lower()
+            content_type = _CONTENT_TYPES.get(extension, "application/octet-stream")
+            image = SimImage(
+                image_id, product_id, name, type, create_time, len(content), content_type
+            )
+            self._content[image_id] = content
+            self._sha256[image_id] = hashlib.sha256(content).hexdigest()
+        self._images[image_id] = image
         self._next_image_id = max(self._next_image_id, image_id + 1)
         self._images_of[product_id].append(image_id)
         return image_id
@@ -222,6 +335,7 @@ class Catalog:
         image = self._images.pop(image_id)
         self._images_of[image.product_id].remove(image_id)
         self._sha256.pop(image_id, None)
+        self._content.pop(image_id, None)
 
     def remove_product(self, product_id: int) -> list[int]:
         """Delete a product with its images and return their ids; KeyError when unknown.
@@ -235,9 +349,10 @@ class Catalog:
             self.remove_image(image_id)
         del self._images_of[product_id]
         del self._iblock_of[product_id]
-        parent_id = self._parent_of.pop(product_id, None)
-        if parent_id is not None:
-            self._variations[parent_id].discard(product_id)
+        del self._info[product_id]
+        link = self._parent_of.pop(product_id, None)
+        if link is not None:
+            self._variations[link.value].discard(product_id)
         for variation_id in self._variations.pop(product_id, set()):
             del self._parent_of[variation_id]
         self._sorted_ids.clear()
@@ -272,7 +387,16 @@ class Catalog:
 
     def parent_of(self, product_id: int) -> int | None:
         """The variation's parent product; None for any other product."""
+        link = self._parent_of.get(product_id)
+        return None if link is None else link.value
+
+    def parent_link(self, product_id: int) -> ParentLink | None:
+        """The variation's ``parentId`` property value; None for any other product."""
         return self._parent_of.get(product_id)
+
+    def product_info(self, product_id: int) -> ProductInfo:
+        """The product's name and xmlId; KeyError when unknown."""
+        return self._info[product_id]
 
     def newest_variation(self, product_id: int) -> int | None:
         """The parent's variation with the highest id; None without variations."""
@@ -322,12 +446,17 @@ class Catalog:
     def image_bytes(self, image_id: int) -> bytes:
         """The exact bytes a download of this image serves."""
         image = self._images[image_id]
-        return png_bytes(image.id, image.size, self.seed)
+        content = self._content.get(image_id)
+        return png_bytes(image.id, image.size, self.seed) if content is None else content
 
     def iter_image_bytes(self, image_id: int) -> Iterator[bytes]:
         """The same bytes as :meth:`image_bytes`, in pieces of at most 64 KiB (plus head)."""
         image = self._images[image_id]
-        return iter_png(image.id, image.size, self.seed)
+        content = self._content.get(image_id)
+        if content is None:
+            return iter_png(image.id, image.size, self.seed)
+        pieces = range(0, len(content), STREAM_BLOCK_SIZE)
+        return (content[start : start + STREAM_BLOCK_SIZE] for start in pieces)
 
     def image_sha256(self, image_id: int) -> str:
         """Hex SHA-256 of the image's bytes (computed by streaming, then cached)."""
@@ -338,6 +467,19 @@ class Catalog:
                 digest.update(piece)
             cached = self._sha256[image_id] = digest.hexdigest()
         return cached
+
+
+def generated_name(seed: int, position: int) -> str:
+    """The name :meth:`Catalog.generate` gives the product at ``position`` (from 0)."""
+    rng = random.Random(f"product-name:{seed}:{position}")
+    adjectives, nouns = _PRODUCT_WORDS
+    return f"{rng.choice(adjectives)} {rng.choice(nouns)} {position + 1}"
+
+
+def generated_xml_id(seed: int, position: int) -> str:
+    """The xmlId :meth:`Catalog.generate` gives the product at ``position``: GUID-shaped."""
+    digest = hashlib.blake2b(f"product-xml-id:{seed}:{position}".encode(), digest_size=16)
+    return str(uuid.UUID(bytes=digest.digest(), version=4))
 
 
 def _generated_type(position: int, rng: random.Random) -> str:
