@@ -249,7 +249,7 @@ class SimulatedPortal:
         spec = find_method(name)
         if spec is None:
             raise errors.method_not_found()
-        context = CallContext(self.catalog, self._settings, self.links, caller, request)
+        context = CallContext(self.catalog, self._settings, self.links, caller, request, self.stats)
         cost = self._settings.operating_cost
         if cost <= 0 or not spec.name.startswith("catalog."):
             return spec.call(params, context)

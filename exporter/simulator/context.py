@@ -12,6 +12,7 @@ from .catalog import Catalog
 from .links import DownloadLinks
 from .operating import OperatingUsage
 from .settings import PortalSettings
+from .stats import Stats
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class CallContext:
     caller: Caller
     request: RequestState
     """State of the HTTP request the call runs in."""
+    stats: Stats
+    """The portal's counters, for methods that count what they change."""
 
     def finds_product(self, product_id: int) -> bool:
         """Whether a productImage lookup finds the product in this request.
@@ -69,6 +72,12 @@ class CallContext:
         self.check_catalog_access()
         if product_id in self.settings.denied_products:
             raise errors.catalog_access_denied()
+
+    def check_product_write(self, product_id: int) -> None:
+        """Refuse with 200040300020 when the caller may not modify this product."""
+        self.check_catalog_access()
+        if product_id in self.settings.write_denied_products:
+            raise errors.catalog_write_denied()
 
 
 Method = Callable[[dict[str, Any], CallContext], MethodResult]

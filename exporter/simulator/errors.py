@@ -98,6 +98,7 @@ def invalid_grant() -> ApiError:
 # Engine-controller errors of catalog.* methods: HTTP 400 with a numeric code.
 
 ACCESS_DENIED_CODE = 200040300010
+WRITE_DENIED_CODE = 200040300020
 
 
 def catalog_access_denied() -> ApiError:
@@ -105,18 +106,26 @@ def catalog_access_denied() -> ApiError:
     return ApiError(400, ACCESS_DENIED_CODE, "Access Denied")
 
 
+def catalog_write_denied() -> ApiError:
+    """No right to modify the trade catalog or this product (productImage add/delete).
+
+    The reference gives the code only; "Access Denied", the read refusal's text, is a guess.
+    """
+    return ApiError(400, WRITE_DENIED_CODE, "Access Denied")
+
+
 def missing_parameter(name: str) -> ApiError:
     """A required action parameter is absent."""
     return ApiError(400, 100, f"Could not find value for parameter {{{name}}}")
 
 
-def invalid_parameter(name: str, value: object) -> ApiError:
-    """A parameter that cannot be bound to its integer type."""
+def invalid_parameter(name: str, value: object, type_: str = "int") -> ApiError:
+    """A parameter that cannot be bound to its type (int, or array for add's parameters)."""
     return ApiError(
         400,
         100,
         f"Invalid value {{{value}}} to match with parameter {{{name}}}. "
-        "Should be value of type int.",
+        f"Should be value of type {type_}.",
     )
 
 
@@ -138,3 +147,14 @@ def product_not_found() -> ApiError:
 def image_not_found() -> ApiError:
     """The image id is unknown or not attached to that product."""
     return catalog_error("Image does not exist")
+
+
+def image_not_saved() -> ApiError:
+    """An upload the portal cannot store: empty or undecodable content, not an image
+    extension, a bad file name."""
+    return catalog_error("Could not save image.")
+
+
+def no_more_photo_property() -> ApiError:
+    """A MORE_PHOTO add to a product without that property (the portal's text, sic)."""
+    return catalog_error("Image product property does not exists. CreateMORE_PHOTO property")

@@ -1,7 +1,8 @@
-"""``catalog.productImage.*``: read an image's metadata and its signed download link."""
+"""``catalog.productImage.*`` reads: an image's metadata and its signed download link."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import errors
@@ -25,16 +26,19 @@ def image_object(image: SimImage, context: CallContext) -> dict[str, Any]:
     }
 
 
-def _answering_product(product_id: int, context: CallContext) -> int:
+def answering_product(
+    product_id: int, context: CallContext, check: Callable[[int], None] | None = None
+) -> int:
     """Look ``productId`` up as the portal does; the id of the product whose images answer.
 
-    The portal's order of checks: the product exists, then the caller may read it (the
-    product asked for; the reference does not say whether a variation's rights count).
-    With ``variations_answer_for_parent`` a parent answers for its newest variation.
+    The portal's order of checks: the product exists, then the caller's right (``check``,
+    by default to read it) on the product asked for; the reference does not say whether
+    a variation's rights count. With ``variations_answer_for_parent`` a parent answers for
+    its newest variation.
     """
     if not context.finds_product(product_id):
         raise errors.product_not_found()
-    context.check_product_access(product_id)
+    (check or context.check_product_access)(product_id)
     if context.settings.variations_answer_for_parent:
         return context.catalog.newest_variation(product_id) or product_id
     return product_id
@@ -44,7 +48,7 @@ def product_image_get(params: dict[str, Any], context: CallContext) -> MethodRes
     """``catalog.productImage.get``: one image of one product."""
     product_id = required_int(params, "productId")
     image_id = required_int(params, "id")
-    answering = _answering_product(product_id, context)
+    answering = answering_product(product_id, context)
     catalog = context.catalog
     if not catalog.has_image(image_id) or catalog.image(image_id).product_id != answering:
         raise errors.image_not_found()
@@ -56,7 +60,7 @@ def product_image_list(params: dict[str, Any], context: CallContext) -> MethodRe
     product_id = required_int(params, "productId")
     if product_id <= 0:
         raise errors.empty_product_id()
-    answering = _answering_product(product_id, context)
+    answering = answering_product(product_id, context)
     wanted = set(string_list(params.get("select"))) & set(IMAGE_FIELDS)
     images = []
     for image in context.catalog.images_of(answering):

@@ -42,11 +42,11 @@ class PortalSettings:
     refusal per command only; a whole refusal hedges the docs' ambiguous "a file upload or
     download" wording (UNCONFIRMED)."""
     variations_answer_for_parent: bool = False
-    """True: productImage get/list with a parent's productId answer for its newest variation
-    (highest id) — "the product's SKU collection, whose first element is its newest variation
-    (ID DESC)" — with that variation's productId and images, and get finds only those
-    (INFERENCE from the source, unconfirmed on a live portal). False: a parent answers its
-    own images."""
+    """True: productImage get/list/add/delete with a parent's productId answer for its newest
+    variation (highest id) — "the product's SKU collection, whose first element is its newest
+    variation (ID DESC)" — with that variation's productId and images: get and delete find
+    only those, add attaches to it (INFERENCE from the source, unconfirmed on a live portal).
+    False: a parent answers its own images."""
     batch_first_catalog_only: bool = False
     """True: within one batch, productImage commands for products of a product catalog other
     than the first one the batch's productImage commands looked a product up in answer 0
@@ -55,6 +55,13 @@ class PortalSettings:
     counts as its offers catalog's product catalog; the same calls alone succeed."""
     denied_products: frozenset[int] = frozenset()
     """productImage get/list on these products answer 200040300010 Access Denied."""
+    write_denied_products: frozenset[int] = frozenset()
+    """productImage add/delete on these products (the productId asked for) answer
+    200040300020, "no right to modify catalog/product"."""
+    products_without_more_photo: frozenset[int] = frozenset()
+    """Products without a MORE_PHOTO property: a MORE_PHOTO add (any type other than the
+    detail and preview pictures) answers 0 "Image product property does not exists.
+    CreateMORE_PHOTO property" (sic)."""
     deny_all: bool = False
     """Every catalog.* call answers 200040300010 Access Denied."""
     require_download_headers: bool = True

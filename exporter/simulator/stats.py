@@ -51,23 +51,43 @@ class Stats:
     """Error code → error answers, batch commands included."""
     download_by_image: Counter[int] = field(default_factory=Counter)
     """Image id → successful downloads."""
+    adds_by_product: Counter[int] = field(default_factory=Counter)
+    """Product id → images catalog.productImage.add stored on it, batch commands included."""
+    duplicate_adds: int = 0
+    """Adds whose decoded bytes' SHA-256 equals an image the product already had (one that a
+    replacing add then removes included): the same upload sent again."""
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    """(productId, hex SHA-256) of each duplicate add, in order."""
+    replaced_images: int = 0
+    """Images removed because a DETAIL_PICTURE or PREVIEW_PICTURE add replaced them."""
+    deletes: int = 0
+    """Images removed by catalog.productImage.delete."""
+
+    def record_add(self, product_id: int, sha256: str, *, duplicate: bool) -> None:
+        """Count one stored upload, and a duplicate when the product already had its bytes."""
+        self.adds_by_product[product_id] += 1
+        if duplicate:
+            self.duplicate_adds += 1
+            self.duplicates.append((product_id, sha256))
 
     def reset(self) -> None:
         """Zero every counter in place, so live references stay valid."""
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if isinstance(value, Counter):
+            if isinstance(value, (Counter, list)):
                 value.clear()
             else:
                 setattr(self, spec.name, 0)
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-able copy; counter keys become strings."""
+        """A JSON-able copy; counter keys become strings, pairs become lists."""
         out: dict[str, Any] = {}
         for spec in fields(self):
             value = getattr(self, spec.name)
             if isinstance(value, Counter):
                 out[spec.name] = {str(key): count for key, count in value.items()}
+            elif isinstance(value, list):
+                out[spec.name] = [list(item) for item in value]
             else:
                 out[spec.name] = value
         return out

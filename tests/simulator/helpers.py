@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import struct
@@ -101,6 +102,23 @@ class PortalClient:
         assert answer.status == 200, answer.raw
         url: str = answer.json["result"]["productImage"]["downloadUrl"]
         return url
+
+    async def add_image(
+        self, product_id: int, data: bytes, name: str = "photo.png", type: str | None = None
+    ) -> Answer:
+        """catalog.productImage.add with ``data`` as base64 in a JSON body."""
+        fields: dict[str, Any] = {"productId": product_id}
+        if type is not None:
+            fields["type"] = type
+        params = {"fields": fields, "fileContent": [name, base64.b64encode(data).decode()]}
+        return await self.call("catalog.productImage.add", params)
+
+    async def listed(self, product_id: int) -> list[Any]:
+        """The product's images as catalog.productImage.list answers them."""
+        answer = await self.call("catalog.productImage.list", {"productId": product_id})
+        assert answer.status == 200, answer.raw
+        images: list[Any] = answer.json["result"]["productImages"]
+        return images
 
     async def send(self, verb: str, url: str, **kwargs: Any) -> Answer:
         async with self.session.request(verb, url, **kwargs) as response:
