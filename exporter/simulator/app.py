@@ -277,6 +277,7 @@ class SimulatedPortal:
             self.record_error,
             allows_images=self._settings.batch_allows_images,
             refuses_images_whole=self._settings.batch_refused_whole,
+            refuses_add=self._settings.batch_refuses_add,
         )
         if self._settings.operating_cost <= 0:
             return MethodResult(result)

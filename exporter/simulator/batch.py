@@ -8,7 +8,7 @@ from typing import Any
 
 from . import errors
 from .context import MethodResult
-from .methods import BATCH, DOWNLOAD, UPLOAD, is_product_image_method
+from .methods import BATCH, DOWNLOAD, UPLOAD, is_image_add, is_product_image_method
 from .params import parse_php_query, php_truthy
 from .wire import php_section, time_block
 
@@ -26,19 +26,27 @@ def run_batch(
     *,
     allows_images: bool = True,
     refuses_images_whole: bool = False,
+    refuses_add: bool = False,
 ) -> dict[str, Any]:
     """Run ``cmd`` in order and build the batch ``result`` (five sections).
 
-    Commands past the 50th are not run and each gets ERROR_BATCH_LENGTH_EXCEEDED;
-    ``halt`` stops after the first failing command, that one included. With
-    ``refuses_images_whole`` a batch naming a catalog.productImage.* method raises
-    ERROR_BATCH_METHOD_NOT_ALLOWED before any command runs.
+    Each command's query is parsed with PHP ``parse_str`` rules (a raw ``+`` arrives as
+    a space). Commands past the 50th are not run and each gets
+    ERROR_BATCH_LENGTH_EXCEEDED; ``halt`` stops after the first failing command, that
+    one included. With ``refuses_images_whole`` a batch naming a catalog.productImage.*
+    method raises ERROR_BATCH_METHOD_NOT_ALLOWED before any command runs; with
+    ``refuses_add`` each catalog.productImage.add command gets it.
     """
-    if refuses_images_whole and any(
-        isinstance(call, str) and is_product_image_method(call.partition("?")[0])
-        for _, call in _commands(params.get("cmd"))
-    ):
+    if refuses_images_whole and any(map(is_product_image_method, command_methods(params))):
         raise errors.batch_method_not_allowed()
+
+    def refused(method: str) -> bool:
+        return (
+            method.lower() in _NEVER_IN_BATCH
+            or (not allows_images and is_product_image_method(method))
+            or (refuses_add and is_image_add(method))
+        )
+
     halt = php_truthy(params.get("halt", False))
     sections: dict[str, dict[str, Any]] = {
         "result": {},
@@ -53,7 +61,7 @@ def run_batch(
         elif not isinstance(call, str):
             continue  # the portal skips non-string commands silently
         else:
-            error = _run_one(key, call, run, sections, allows_images)
+            error = _run_one(key, call, run, sections, refused)
         if error is not None:
             on_error(error)
             sections["result_error"][key] = error.body()
@@ -67,10 +75,10 @@ def _run_one(
     call: str,
     run: RunCommand,
     sections: dict[str, dict[str, Any]],
-    allows_images: bool,
+    refused: Callable[[str], bool],
 ) -> errors.ApiError | None:
     method, _, query = call.partition("?")
-    if method.lower() in _NEVER_IN_BATCH or (not allows_images and is_product_image_method(method)):
+    if refused(method):
         return errors.batch_method_not_allowed()
     start, started = time.time(), time.perf_counter()
     try:
@@ -87,6 +95,13 @@ def _run_one(
         start, start + processing, processing, outcome.operating
     )
     return None
+
+
+def command_methods(params: dict[str, Any]) -> list[str]:
+    """The method names of a batch's string commands, in order."""
+    return [
+        call.partition("?")[0] for _, call in _commands(params.get("cmd")) if isinstance(call, str)
+    ]
 
 
 def _commands(raw: Any) -> Iterator[tuple[str, Any]]:

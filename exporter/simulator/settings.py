@@ -41,6 +41,11 @@ class PortalSettings:
     ERROR_BATCH_METHOD_NOT_ALLOWED); single calls still work. The reference documents the
     refusal per command only; a whole refusal hedges the docs' ambiguous "a file upload or
     download" wording (UNCONFIRMED)."""
+    batch_refuses_add: bool = False
+    """True: catalog.productImage.add inside batch is refused per command with
+    ERROR_BATCH_METHOD_NOT_ALLOWED; single calls still work. The source allows it in batch
+    while the docs' "a file upload or download" wording is ambiguous: "handle a refusal by
+    falling back to single calls"."""
     variations_answer_for_parent: bool = False
     """True: productImage get/list/add/delete with a parent's productId answer for its newest
     variation (highest id) — "the product's SKU collection, whose first element is its newest
