@@ -14,27 +14,29 @@ from aiohttp.typedefs import Handler
 from . import errors
 from .admin import ACTIONS, Action, serve_admin
 from .auth import Caller, oauth_caller, webhook_caller
-from .batch import run_batch
+from .batch import command_methods, run_batch
 from .bucket import LeakyBucket
 from .catalog import Catalog
 from .context import CallContext, MethodResult, RequestState
 from .download import serve_download
 from .injector import REST_FAULTS, FaultInjector, rest_key
 from .links import DownloadLinks
-from .methods import BATCH, DOWNLOAD, canonical_name, find_method
+from .methods import BATCH, DOWNLOAD, canonical_name, find_method, is_image_add
 from .operating import OperatingBudget, OperatingUsage
 from .params import read_params
 from .settings import PortalSettings
 from .stats import Stats
 from .token_endpoint import serve_token_request
 from .tokens import OAuthTokens
-from .wire import error_response, html_error_page, json_response, time_block
+from .wire import error_response, html_error_page, json_response, nginx_too_large, time_block
 
 STATS_PATH = "/_simulator/stats"
 TOKEN_PATH = "/oauth/token/"
 """The OAuth server's token endpoint (oauth.bitrix.info on the real service)."""
 _OUTSIDE_THE_PORTAL = frozenset({STATS_PATH, *ACTIONS, TOKEN_PATH, TOKEN_PATH.rstrip("/")})
 _CREDENTIALS = ("access_token", "refresh_token", "client_id", "client_secret")
+POST_LIMIT = 2 * 1024**3
+"""The cloud's cap on a POST: "a POST is limited to 2 GB" (read as GiB here)."""
 
 Sleep = Callable[[float], Awaitable[None]]
 """``asyncio.sleep`` or a stand-in that moves a fake clock."""
@@ -121,7 +123,14 @@ class SimulatedPortal:
                 stats.http_requests += 1
             return await handler(request)
 
-        app = web.Application(middlewares=[count_requests])
+        @web.middleware
+        async def cap_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path not in _OUTSIDE_THE_PORTAL and await self._too_large(request):
+                stats.oversized_requests += 1
+                return nginx_too_large()
+            return await handler(request)
+
+        app = web.Application(middlewares=[count_requests, cap_bodies], client_max_size=POST_LIMIT)
         app.router.add_get(STATS_PATH, self._stats_route, allow_head=False)
         for path, action in ACTIONS.items():
             app.router.add_post(path, self._admin_route(action))
@@ -159,9 +168,39 @@ class SimulatedPortal:
             return self.error(errors.internal_server_error())
         if kind == "html":
             return html_error_page()
-        if request.transport is not None:  # "drop": the client gets no answer at all
+        return self._hang_up(request)
+
+    @staticmethod
+    def _hang_up(request: web.Request) -> web.Response:
+        """Close the connection so the client gets no answer at all."""
+        if request.transport is not None:
             request.transport.close()
         return web.Response(status=500)
+
+    async def _too_large(self, request: web.Request) -> bool:
+        """Whether the body is above ``max_request_bytes`` (or the cloud's POST limit).
+
+        A declared Content-Length decides before anything is read; a chunked body is read
+        to be measured.
+        """
+        cap = self._settings.max_request_bytes or POST_LIMIT
+        length = request.content_length
+        if length is None and request.body_exists:
+            try:
+                length = len(await request.read())
+            except web.HTTPRequestEntityTooLarge:
+                return True
+        return length is not None and length > cap
+
+    def _loses_answer(self, name: str, params: dict[str, Any]) -> bool:
+        """Whether this request carries an add and its answer is to be lost."""
+        share = self._settings.lost_add_answers
+        if share <= 0:
+            return False
+        methods = command_methods(params) if name == BATCH else [name]
+        if not any(map(is_image_add, methods)):
+            return False
+        return self.faults.happens("lost_add", rest_key(name, params), share)
 
     # Routes
 
@@ -220,10 +259,21 @@ class SimulatedPortal:
             if fault.kind is not None:
                 return self.fault_answer(request, fault.kind)
             caller = authenticate(params)
-            outcome = self._call(name, params, caller, RequestState(), in_batch=False)
         except errors.ApiError as error:
             return self.error(error)
-        processing = time.perf_counter() - started
+        try:
+            outcome = self._call(name, params, caller, RequestState(), in_batch=False)
+        except errors.ApiError as error:
+            answer = self.error(error)
+        else:
+            answer = self._success(outcome, start, time.perf_counter() - started)
+        if self._loses_answer(name, params):
+            self.stats.lost_answers += 1
+            return self._hang_up(request)
+        return answer
+
+    @staticmethod
+    def _success(outcome: MethodResult, start: float, processing: float) -> web.Response:
         body: dict[str, Any] = {"result": outcome.result}
         if outcome.total is not None:
             body["total"] = outcome.total

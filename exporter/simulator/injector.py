@@ -59,6 +59,16 @@ class FaultInjector:
             self._counts[kind] += 1
         return FaultDecision(slow, kind)
 
+    def happens(self, kind: str, key: str, probability: float) -> bool:
+        """Whether a failure ``kind`` that FaultSettings does not hold meets this arrival of
+        ``key`` (same seed and hashing as the others; not counted in ``counts``)."""
+        if probability <= 0:
+            return False
+        seen = f"{kind}\x1f{key}"
+        occurrence = self._seen[seen]
+        self._seen[seen] += 1
+        return self._roll(kind, key, occurrence) < probability
+
     def _roll(self, kind: str, key: str, occurrence: int) -> float:
         """A number in [0, 1) fixed by (seed, kind, key, occurrence)."""
         text = f"{self._faults.seed}\x1f{kind}\x1f{key}\x1f{occurrence}"

@@ -67,6 +67,16 @@ class PortalSettings:
     """Products without a MORE_PHOTO property: a MORE_PHOTO add (any type other than the
     detail and preview pictures) answers 0 "Image product property does not exists.
     CreateMORE_PHOTO property" (sic)."""
+    lost_add_answers: float = 0.0
+    """Share (0..1) of requests carrying an add (a catalog.productImage.add call, or a batch
+    naming one) that are fully processed and then lose their answer: the connection closes
+    before it, success or error alike, so the client cannot tell which ("a client-side
+    timeout may hide a success, and a retry then makes a duplicate"). Decided per request
+    from ``faults.seed``, like the other faults."""
+    max_request_bytes: int | None = None
+    """Request bodies above this many bytes get HTTP 413 with the front server's nginx page
+    before anything else happens; None leaves only the cloud's limit ("a POST is limited to
+    2 GB in the cloud")."""
     deny_all: bool = False
     """Every catalog.* call answers 200040300010 Access Denied."""
     require_download_headers: bool = True
@@ -95,6 +105,12 @@ class PortalSettings:
             raise ValueError(f"operating_window must be positive, got {self.operating_window}")
         if not 0.0 <= self.competitor_share <= 1.0:
             raise ValueError(f"competitor_share must be in 0..1, got {self.competitor_share}")
+        if not 0.0 <= self.lost_add_answers <= 1.0:
+            raise ValueError(f"lost_add_answers must be in 0..1, got {self.lost_add_answers}")
+        if self.max_request_bytes is not None and self.max_request_bytes <= 0:
+            raise ValueError(
+                f"max_request_bytes must be positive or None, got {self.max_request_bytes}"
+            )
         if self.burst < 0:
             raise ValueError(f"burst must not be negative, got {self.burst}")
         if self.user_id <= 0:

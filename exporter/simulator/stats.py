@@ -62,6 +62,10 @@ class Stats:
     """Images removed because a DETAIL_PICTURE or PREVIEW_PICTURE add replaced them."""
     deletes: int = 0
     """Images removed by catalog.productImage.delete."""
+    lost_answers: int = 0
+    """Requests carrying an add that were processed and then lost their answer."""
+    oversized_requests: int = 0
+    """Requests refused with 413 for a body above ``max_request_bytes``."""
 
     def record_add(self, product_id: int, sha256: str, *, duplicate: bool) -> None:
         """Count one stored upload, and a duplicate when the product already had its bytes."""

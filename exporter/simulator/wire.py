@@ -72,19 +72,27 @@ def error_response(error: ApiError) -> web.Response:
     return json_response(error.body(), status=error.status)
 
 
-NGINX_404_PAGE = """<html>
-<head><title>404 Not Found</title></head>
-<body>
-<center><h1>404 Not Found</h1></center>
-<hr><center>nginx</center>
-</body>
-</html>
-"""
+def nginx_page(status: int, reason: str) -> str:
+    """The HTML error page the front web server (nginx) answers with."""
+    title = f"{status} {reason}"
+    return (
+        f"<html>\n<head><title>{title}</title></head>\n<body>\n"
+        f"<center><h1>{title}</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
+    )
+
+
+NGINX_404_PAGE = nginx_page(404, "Not Found")
+NGINX_413_PAGE = nginx_page(413, "Request Entity Too Large")
 
 
 def nginx_not_found() -> web.Response:
     """The HTML 404 page the front web server answers for requests it does not like."""
     return web.Response(text=NGINX_404_PAGE, status=404, content_type="text/html")
+
+
+def nginx_too_large() -> web.Response:
+    """The HTML 413 page the front web server answers for a body above its limit."""
+    return web.Response(text=NGINX_413_PAGE, status=413, content_type="text/html")
 
 
 HTML_ERROR_PAGE = """<!DOCTYPE html>
