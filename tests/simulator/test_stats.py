@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from exporter.simulator import Catalog
@@ -60,3 +61,63 @@ async def test_limit_fault_and_token_counters_are_in_the_json(client: PortalClie
     ):
         assert answer.json[name] == 0, name
     assert answer.json["faults"] == {}
+
+
+async def test_adds_are_counted_per_product_the_image_went_to(client: PortalClient) -> None:
+    await client.add_image(1, b"\x89PNG one")
+    await client.add_image(1, b"\x89PNG two", type="DETAIL_PICTURE")
+    await client.add_image(2, b"\x89PNG one")
+    await client.add_image(99_999, b"\x89PNG lost")
+    stats = client.stats
+    assert stats.adds_by_product == {1: 2, 2: 1}
+    assert stats.replaced_images == 1
+    assert (stats.duplicate_adds, stats.duplicates) == (0, [])
+
+
+async def test_the_same_bytes_again_on_a_product_are_a_duplicate(client: PortalClient) -> None:
+    data = b"\x89PNG again"
+    await client.add_image(3, data)
+    await client.add_image(3, data, name="other name.png")
+    stats = client.stats
+    assert stats.duplicate_adds == 1
+    assert stats.duplicates == [(3, hashlib.sha256(data).hexdigest())]
+    assert stats.adds_by_product == {3: 2}
+
+
+async def test_re_uploading_a_portal_image_to_its_product_is_a_duplicate(
+    client: PortalClient, catalog: Catalog
+) -> None:
+    original = await client.download(await client.download_url(4, 1013))
+    await client.add_image(4, original.raw, name="detail.png", type="DETAIL_PICTURE")
+    await client.add_image(5, original.raw)
+    stats = client.stats
+    assert stats.duplicates == [(4, hashlib.sha256(original.raw).hexdigest())]
+    assert stats.replaced_images == 1
+
+
+async def test_deletes_are_counted(client: PortalClient) -> None:
+    await client.call("catalog.productImage.delete", {"productId": 1, "id": 1003})
+    await client.call("catalog.productImage.delete", {"productId": 1, "id": 1003})
+    assert client.stats.deletes == 1
+
+
+async def test_the_stats_route_carries_the_add_counters(client: PortalClient) -> None:
+    data = b"\x89PNG shown"
+    await client.add_image(6, data)
+    await client.add_image(6, data)
+    await client.call("catalog.productImage.delete", {"productId": 6, "id": 1019})
+    answer = await client.send("GET", client.running.base_url + "/_simulator/stats")
+    body = answer.json
+    assert body["adds_by_product"] == {"6": 2}
+    assert body["duplicate_adds"] == 1
+    assert body["duplicates"] == [[6, hashlib.sha256(data).hexdigest()]]
+    assert (body["deletes"], body["replaced_images"]) == (1, 0)
+    assert (body["lost_answers"], body["oversized_requests"]) == (0, 0)
+
+
+async def test_reset_empties_the_duplicates_list_in_place(client: PortalClient) -> None:
+    await client.add_image(1, b"\x89PNG x")
+    await client.add_image(1, b"\x89PNG x")
+    duplicates = client.stats.duplicates
+    client.stats.reset()
+    assert duplicates == [] and client.stats.duplicates is duplicates
