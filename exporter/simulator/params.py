@@ -53,10 +53,11 @@ def _listify(value: Any) -> Any:
 async def read_params(request: web.Request) -> dict[str, Any]:
     """Query-string parameters overlaid with the body's (form-encoded or JSON).
 
-    An unparsable JSON body counts as no body, as on the portal.
+    An unparsable JSON body counts as no body, as on the portal. A body already read
+    (to measure it) is read again from aiohttp's copy.
     """
     params = parse_php_query(request.query_string)
-    if not request.can_read_body:
+    if not request.body_exists:
         return params
     raw = await request.read()
     if not raw.strip():

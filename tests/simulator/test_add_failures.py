@@ -183,6 +183,25 @@ async def test_a_chunked_body_above_the_cap_is_refused_too(capped: PortalClient)
     assert len(await capped.listed(1)) == 6
 
 
+async def test_a_chunked_body_within_the_cap_is_served(capped: PortalClient) -> None:
+    payload = json.dumps({"fields": {"productId": 1}, "fileContent": ["a.png", "QUJD"]}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(payload), 10):
+            yield payload[start : start + 10]
+
+    answer = await capped.send(
+        "POST",
+        capped.running.webhook_url + "catalog.productImage.add",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status == 200, answer.raw
+    assert (
+        await capped.download(answer.json["result"]["productImage"]["downloadUrl"])
+    ).raw == b"ABC"
+
+
 async def test_a_batch_above_the_cap_runs_none_of_its_commands(capped: PortalClient) -> None:
     cmd = {f"g{index}": "catalog.productImage.get?productId=1&id=1001" for index in range(50)}
     answer = await capped.call("batch", {"cmd": cmd})
