@@ -231,14 +231,14 @@ class Catalog:
         product_id: int,
         iblock_id: int = PRODUCT_IBLOCK_ID,
         *,
-        name: str | None = None,
-        xml_id: str | None = None,
+        name: str = "",
+        xml_id: str = "",
     ) -> None:
         """Add a product with no images; an unknown iblock becomes a product catalog.
 
-        Without a name it is "Product <id>"; without an xmlId, the id as a string (the
+        An empty name becomes "Product <id>" and an empty xmlId the id as a string (the
         reference does not say what a product created without one gets). xmlIds need
-        not be unique, as on the portal.
+        not be unique.
         """
         if product_id <= 0:
             raise ValueError(f"product id must be positive, got {product_id}")
@@ -248,8 +248,7 @@ class Catalog:
             self._iblocks[iblock_id] = CatalogInfo(iblock_id, f"Catalog {iblock_id}")
         self._iblock_of[product_id] = iblock_id
         self._info[product_id] = ProductInfo(
-            f"Product {product_id}" if name is None else name,
-            str(product_id) if xml_id is None else xml_id,
+            name or f"Product {product_id}", xml_id or str(product_id)
         )
         self._images_of[product_id] = []
         self._sorted_ids.clear()
@@ -259,8 +258,8 @@ class Catalog:
         parent_id: int,
         variation_id: int,
         *,
-        name: str | None = None,
-        xml_id: str | None = None,
+        name: str = "",
+        xml_id: str = "",
     ) -> None:
         """Make ``parent_id`` a parent (type 3) of ``variation_id`` (type 4).
 
