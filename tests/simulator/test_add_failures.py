@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -14,7 +13,7 @@ import pytest
 
 from exporter.simulator import Catalog, FaultSettings, PortalSettings
 
-from .helpers import PortalClient, portal_client
+from .helpers import Answer, PortalClient, portal_client
 
 HEAD = b"\x89PNG\r\n\x1a\n\x00"
 
@@ -149,57 +148,44 @@ async def test_a_body_above_the_cap_gets_the_nginx_413_page(capped: PortalClient
     assert stats.adds_by_product == {}
 
 
+async def _post_add(client: PortalClient, body: bytes | AsyncIterator[bytes]) -> Answer:
+    """POST a JSON add body as given: bytes, or pieces sent chunked."""
+    return await client.send(
+        "POST",
+        client.running.webhook_url + "catalog.productImage.add",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+async def _pieces(payload: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(payload), size):
+        yield payload[start : start + size]
+
+
 async def test_a_body_at_the_cap_is_served(capped: PortalClient) -> None:
     body = {"fields": {"productId": 1}, "fileContent": ["a.png", ""]}
     room = 2_000 - len(json.dumps(body).encode())
     body["fileContent"] = ["a.png", "A" * (room - room % 4)]
     raw = json.dumps(body).encode()
     assert len(raw) <= 2_000
-    answer = await capped.send(
-        "POST",
-        capped.running.webhook_url + "catalog.productImage.add",
-        data=raw,
-        headers={"Content-Type": "application/json"},
-    )
+    answer = await _post_add(capped, raw)
     assert answer.status == 200, answer.raw
 
 
 async def test_a_chunked_body_above_the_cap_is_refused_too(capped: PortalClient) -> None:
-    payload = json.dumps(
-        {"fields": {"productId": 1}, "fileContent": ["a.png", "A" * 4_000]}
-    ).encode()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(payload), 500):
-            yield payload[start : start + 500]
-
-    answer = await capped.send(
-        "POST",
-        capped.running.webhook_url + "catalog.productImage.add",
-        data=chunks(),
-        headers={"Content-Type": "application/json"},
-    )
+    body = {"fields": {"productId": 1}, "fileContent": ["a.png", "A" * 4_000]}
+    answer = await _post_add(capped, _pieces(json.dumps(body).encode(), 500))
     assert answer.status == 413
     assert len(await capped.listed(1)) == 6
 
 
 async def test_a_chunked_body_within_the_cap_is_served(capped: PortalClient) -> None:
-    payload = json.dumps({"fields": {"productId": 1}, "fileContent": ["a.png", "QUJD"]}).encode()
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(payload), 10):
-            yield payload[start : start + 10]
-
-    answer = await capped.send(
-        "POST",
-        capped.running.webhook_url + "catalog.productImage.add",
-        data=chunks(),
-        headers={"Content-Type": "application/json"},
-    )
+    body = {"fields": {"productId": 1}, "fileContent": ["a.png", "QUJD"]}
+    answer = await _post_add(capped, _pieces(json.dumps(body).encode(), 10))
     assert answer.status == 200, answer.raw
-    assert (
-        await capped.download(answer.json["result"]["productImage"]["downloadUrl"])
-    ).raw == b"ABC"
+    image = answer.json["result"]["productImage"]
+    assert (await capped.download(image["downloadUrl"])).raw == b"ABC"
 
 
 async def test_a_batch_above_the_cap_runs_none_of_its_commands(capped: PortalClient) -> None:
@@ -212,12 +198,7 @@ async def test_a_batch_above_the_cap_runs_none_of_its_commands(capped: PortalCli
 async def test_without_a_cap_uploads_above_a_mebibyte_are_stored(client: PortalClient) -> None:
     data = HEAD + bytes(range(256)) * 8_000
     body = {"fields": {"productId": 1}, "fileContent": ["big.png", base64.b64encode(data).decode()]}
-    answer = await client.send(
-        "POST",
-        client.running.webhook_url + "catalog.productImage.add",
-        data=io.BytesIO(json.dumps(body).encode()),
-        headers={"Content-Type": "application/json"},
-    )
+    answer = await _post_add(client, _pieces(json.dumps(body).encode(), 256 * 1024))
     image = answer.json["result"]["productImage"]
     assert (await client.download(image["downloadUrl"])).raw == data
 
