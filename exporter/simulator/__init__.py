@@ -1,5 +1,8 @@
 """A simulated Bitrix24 portal: catalog images, batch, signed downloads, limits, faults, OAuth.
 
+It also takes images back (``catalog.productImage.add``/``.delete``) for restore and
+migration tests, and two portals can be served side by side.
+
 Built from the Bitrix24 reference alone and independent of the exporter's client code,
 so the two sides check each other. Backs the ``demo`` and ``simulate`` commands and
 the integration tests.

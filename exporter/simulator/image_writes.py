@@ -38,8 +38,11 @@ def product_image_add(params: dict[str, Any], context: CallContext) -> MethodRes
 
     "DETAIL_PICTURE / PREVIEW_PICTURE replace the product's single picture of that type;
     any other value (typos included) falls back to MORE_PHOTO, which is appended". The
-    answer is the new image as ``get`` shows it, under the next free image id. There is
+    answer is the new image as ``get`` shows it, under the next free image id (for a
+    MORE_PHOTO, "the last MORE_PHOTO image after the save" is that one). There is
     no idempotency: the same upload again is stored again (and counted as a duplicate).
+    Every MORE_PHOTO property here is multiple; the reference's single-valued one, which
+    an add replaces, is not simulated.
     """
     fields = _fields(params)
     file_content = _array_param(params, "fileContent")

@@ -85,3 +85,22 @@ async def test_delete_works_inside_a_batch(client: PortalClient) -> None:
     result = answer.json["result"]
     assert result["result"] == {"d1": True}
     assert result["result_error"] == {"d2": IMAGE_GONE}
+
+
+async def test_with_the_quirk_a_parent_deletes_only_its_newest_variations_images() -> None:
+    catalog = Catalog()
+    catalog.add_image(10, name="parent.png", image_id=2001)
+    catalog.add_variation(10, 11)
+    catalog.add_variation(10, 12)
+    catalog.add_image(11, name="older.png", image_id=2011)
+    catalog.add_image(12, name="newer.png", image_id=2012)
+    settings = PortalSettings(rps=None, variations_answer_for_parent=True)
+    async with portal_client(catalog, settings) as client:
+        own = await client.call(DELETE, {"productId": 10, "id": 2001})
+        older = await client.call(DELETE, {"productId": 10, "id": 2011})
+        newer = await client.call(DELETE, {"productId": 10, "id": 2012})
+    assert (own.json, older.json) == (IMAGE_GONE, IMAGE_GONE)
+    assert newer.json["result"] is True
+    assert [image.id for image in catalog.images_of(10)] == [2001]
+    assert [image.id for image in catalog.images_of(11)] == [2011]
+    assert catalog.images_of(12) == []
