@@ -75,8 +75,9 @@ class PortalSettings:
     from ``faults.seed``, like the other faults."""
     max_request_bytes: int | None = None
     """Request bodies above this many bytes get HTTP 413 with the front server's nginx page
-    before anything else happens; None leaves only the cloud's limit ("a POST is limited to
-    2 GB in the cloud")."""
+    before anything else happens (the page is an assumption: the reference reports only a
+    414 for a batch of adds sent in the URL); None leaves only the cloud's limit ("a POST
+    is limited to 2 GB in the cloud")."""
     deny_all: bool = False
     """Every catalog.* call answers 200040300010 Access Denied."""
     require_download_headers: bool = True
