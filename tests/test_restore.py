@@ -263,3 +263,22 @@ async def test_an_upload_a_killed_run_left_in_doubt_is_taken_not_sent_again(
         result.report["skipped"]
     )
     assert arrived in {i.id for i in catalog.images_of(product)}
+
+
+async def test_a_dry_run_says_what_would_go_where_and_uploads_nothing(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    async with portal_for(catalog) as portal:
+        export = await backup(portal, catalog, tmp_path)
+        deleted = catalog.pairs()[:5]
+        for _, image_id in deleted:
+            catalog.remove_image(image_id)
+        result = await restore(portal, export, tmp_path, dry_run=True)
+        adds = sum(portal.stats.adds_by_product.values())
+    assert adds == 0
+    assert not (tmp_path / "restore-report.json").exists()  # a dry run writes nothing
+    assert not list((export / ".b24-image-exporter").glob("restore-*.jsonl"))
+    would = {(u["productId"], u["id"], u["targetProductId"]) for u in result.report["wouldUpload"]}
+    assert would == {(p, i, p) for p, i in deleted}
+    assert result.report["uploadRequests"] == 1  # five small images fit one batch
+    assert "dry run: nothing was uploaded or written" in result.summary()

@@ -41,15 +41,24 @@ from exporter.errors import (
     RequestTooLargeError,
     exit_status,
 )
+from exporter.jobs.dryrun import seconds_at_limit
 from exporter.jobs.journal import Journal, Sent, journal_name, taken_as
 from exporter.jobs.report import Failure, write_report
 from exporter.jobs.session import http_session, portal_client
 from exporter.model import ImageRef, Incoming, ProductImage
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
-from exporter.portal.ratelimit import BucketStore, Clock
+from exporter.portal.ratelimit import BucketStore, Clock, headroom
 from exporter.portal.retry import GAVE_UP
-from exporter.portal.upload import DEFAULT_BUDGET, Packer, Upload, add_alone, add_batch
+from exporter.portal.upload import (
+    DEFAULT_BUDGET,
+    Packer,
+    Upload,
+    add_alone,
+    add_batch,
+    base64_size,
+)
+from exporter.units import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +129,15 @@ class RestoreResult:
             f"requests: {self.report['requests'].get('rest', 0)} REST "
             f"({self.report['requests'].get('batch', 0)} batches), "
             f"{self.report['requests'].get('download', 0)} downloads",
-            f"report: {self.report_path}",
         ]
+        if self.report["dryRun"]:
+            lines.append(
+                f"the uploads need {self.report['uploadRequests']} requests: about "
+                f"{format_duration(self.report['estimatedSeconds'])} at the portal's limit; "
+                "dry run: nothing was uploaded or written"
+            )
+        else:
+            lines.append(f"report: {self.report_path}")
         return "\n".join(lines)
 
 
@@ -205,7 +221,8 @@ class RestoreJob:
             raise
         finally:
             report = self._report(started, began, requests, stopped_by)
-            write_report(self.report_path, report)
+            if not self.options.dry_run:  # a dry run writes nothing
+                write_report(self.report_path, report)
             self.result = RestoreResult(report["exitCode"], report, self.report_path)
         return self.result
 
@@ -352,6 +369,12 @@ class RestoreJob:
                 mismatched.append(source)
         self.tally.restored = [(s, t) for s, t in self.tally.restored if s not in mismatched]
 
+    def _requests_for(self, planned: list[Candidate]) -> int:
+        """The requests the planned uploads take: their batches by bytes and count."""
+        packer: Packer[_Planned] = Packer(self.options.budget)
+        batches = sum(1 for c in planned if packer.add(_Planned(c.facts.size)))
+        return batches + (1 if packer.flush() else 0)
+
     def _report(
         self,
         started: datetime,
@@ -389,6 +412,11 @@ class RestoreJob:
             "exitCode": exit_code,
         }
         if self.options.dry_run:
+            report["uploadRequests"] = self._requests_for(tally.planned)
+            rate = self.config.rate_limit
+            burst = max(1, rate.burst - headroom(rate.burst))
+            seconds = seconds_at_limit(report["uploadRequests"], 0, rate, burst)
+            report["estimatedSeconds"] = round(seconds, 1)
             report["wouldUpload"] = [
                 {
                     "productId": c.source.product_id,
@@ -558,6 +586,17 @@ class _Sender:
             else:
                 again.append(pending.candidate)
         return again
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """An upload a dry run counts: only its size matters for packing."""
+
+    size: int
+
+    @property
+    def encoded_size(self) -> int:
+        return base64_size(self.size)
 
 
 @dataclass(frozen=True, slots=True)

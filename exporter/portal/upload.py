@@ -30,6 +30,11 @@ ADD_METHOD = "catalog.productImage.add"
 DEFAULT_BUDGET = 8 * 1024 * 1024  # bytes of base64 per request
 
 
+def base64_size(size: int) -> int:
+    """Bytes of base64 that `size` bytes become."""
+    return 4 * ((size + 2) // 3)
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
     """One image to add to a product of the target portal."""
@@ -43,7 +48,7 @@ class Upload:
     @property
     def encoded_size(self) -> int:
         """Bytes of base64 the image takes in a request."""
-        return 4 * ((len(self.content) + 2) // 3)
+        return base64_size(len(self.content))
 
     def _base64(self) -> str:
         return base64.b64encode(self.content).decode("ascii")
