@@ -25,6 +25,30 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductInfo:
+    """A product as the catalog describes it; only `id` when the catalog lists did not
+    find it (None: not known)."""
+
+    id: int
+    iblock_id: int | None = None
+    name: str | None = None
+    xml_id: str | None = None  # the catalog's external code: what a migration matches by
+    type: int | None = None  # 1 simple, 3 parent with variations, 4 variation, 7 service, …
+    parent_id: int | None = None  # a variation's parent product
+
+    def as_json(self) -> dict[str, Any]:
+        """The sidecar's `product` block."""
+        return {
+            "id": self.id,
+            "iblockId": self.iblock_id,
+            "name": self.name,
+            "xmlId": self.xml_id,
+            "type": self.type,
+            "parentId": self.parent_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ProductImage:
     """An image's metadata as the portal returned it; `download_url` is a credential."""
 
@@ -34,6 +58,7 @@ class ProductImage:
     fields: Mapping[str, Any]  # every field the portal returned, except downloadUrl
     method: str  # the REST method that returned it
     download_url: str = field(repr=False)
+    product: ProductInfo | None = None  # the product asked for, as far as the catalog tells
 
 
 @dataclass(frozen=True, slots=True)

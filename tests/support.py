@@ -10,10 +10,15 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 
 from exporter.config import Config, parse_config
 from exporter.jobs.export import ExportJob, ExportResult
+from exporter.portal.auth import WebhookAuth
+from exporter.portal.client import PortalClient
+from exporter.portal.ratelimit import TokenBucket
+from exporter.portal.retry import RetryPolicy
 from exporter.simulator import (
     Catalog,
     PortalSettings,
@@ -131,3 +136,17 @@ def all_text_under(root: Path) -> str:
     return "\n".join(
         p.read_bytes().decode("utf-8", errors="replace") for p in root.rglob("*") if p.is_file()
     )
+
+
+@asynccontextmanager
+async def client_for(portal: RunningPortal) -> AsyncIterator[PortalClient]:
+    async with aiohttp.ClientSession() as session:
+        yield PortalClient(
+            base_url=portal.base_url,
+            auth=WebhookAuth(portal.webhook_url),
+            session=session,
+            limiter=TokenBucket(1000, 1000),
+            retry=RetryPolicy(max_attempts=3),
+            timeout_seconds=10,
+            downloads_share_limit=True,
+        )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from exporter.errors import ConfigError, FatalPortalError
@@ -20,7 +18,6 @@ from exporter.manifest import (
     write_manifest,
 )
 from exporter.model import ImageRef
-from exporter.portal.auth import WebhookAuth
 from exporter.portal.catalog import (
     PAGE_SIZE,
     DiscoveryProgress,
@@ -30,16 +27,14 @@ from exporter.portal.catalog import (
 )
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
-from exporter.portal.ratelimit import TokenBucket
-from exporter.portal.retry import RetryPolicy
-from exporter.simulator import Catalog, PortalSettings, RunningPortal
+from exporter.simulator import Catalog, PortalSettings
 from exporter.simulator import batch as sim_batch
 from exporter.simulator import errors as sim_errors
 from exporter.simulator import methods as sim_methods
 from exporter.simulator.context import CallContext, MethodResult
 from exporter.simulator.products import product_list
 
-from .support import portal_for
+from .support import client_for, portal_for
 
 
 async def each(refs: list[ImageRef]) -> AsyncIterator[ImageRef]:
@@ -68,20 +63,6 @@ def three_catalogs(images: int = 5000, seed: int = 11) -> Catalog:
 def fast_paging_pages(size: int) -> int:
     """Pages of one iblock: a full last page needs one more, empty, page to end."""
     return size // PAGE_SIZE + 1
-
-
-@asynccontextmanager
-async def client_for(portal: RunningPortal) -> AsyncIterator[PortalClient]:
-    async with aiohttp.ClientSession() as session:
-        yield PortalClient(
-            base_url=portal.base_url,
-            auth=WebhookAuth(portal.webhook_url),
-            session=session,
-            limiter=TokenBucket(1000, 1000),
-            retry=RetryPolicy(max_attempts=3),
-            timeout_seconds=10,
-            downloads_share_limit=True,
-        )
 
 
 async def discover_all(

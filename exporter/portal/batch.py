@@ -24,15 +24,36 @@ class BatchCall:
 
     key: str  # non-numeric, unique within a batch, e.g. "p12_i345"
     method: str
-    params: tuple[tuple[str, int | str], ...]
+    params: tuple[tuple[str, int | str], ...]  # flat PHP keys: filter[>id]=…
+    nested: Mapping[str, Any] | None = None  # the same, as the JSON body of a call alone
+
+    @classmethod
+    def of(cls, key: str, method: str, params: Mapping[str, Any]) -> BatchCall:
+        """A call from nested parameters (objects and lists), flattened for `batch`."""
+        return cls(key, method, tuple(php_pairs(params)), params)
 
     def command(self) -> str:
         """The call as a batch command string: `method?query`."""
         return f"{self.method}?{urlencode(self.params)}"
 
-    def as_params(self) -> dict[str, int | str]:
+    def as_params(self) -> Mapping[str, Any]:
         """The call's parameters for a request of its own."""
-        return dict(self.params)
+        return self.nested if self.nested is not None else dict(self.params)
+
+
+def php_pairs(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, int | str]]:
+    """Nested parameters as the flat keys PHP's `parse_str` reads back into them:
+    `{"filter": {"id": [1, 2]}}` → `filter[id][0]=1`, `filter[id][1]=2`."""
+    pairs: list[tuple[str, int | str]] = []
+    for name, value in params.items():
+        key = f"{prefix}[{name}]" if prefix else str(name)
+        if isinstance(value, Mapping):
+            pairs += php_pairs(value, key)
+        elif isinstance(value, list | tuple):
+            pairs += php_pairs({str(index): item for index, item in enumerate(value)}, key)
+        else:
+            pairs.append((key, value))
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)

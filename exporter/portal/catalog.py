@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 CATALOG_LIST_METHOD = "catalog.catalog.list"
 PRODUCT_LIST_METHOD = "catalog.product.list"
+OFFER_LIST_METHOD = "catalog.product.offer.list"
+ID_SELECT = ("id", "iblockId")
 PAGE_SIZE = 50  # catalog.product.list always answers 50 per page; fewer means the last one
 
 
@@ -73,14 +75,30 @@ class DiscoveryProgress:
             self.on_change(self)
 
 
-async def catalog_iblocks(
+@dataclass(frozen=True, slots=True)
+class TradeCatalog:
+    """One iblock of the trade catalog: products, or the variations (offers) of one."""
+
+    iblock: int
+    offers: bool  # an offers catalog: its rows name their parent product
+
+    @property
+    def list_method(self) -> str:
+        return OFFER_LIST_METHOD if self.offers else PRODUCT_LIST_METHOD
+
+    @property
+    def rows_key(self) -> str:
+        return "offers" if self.offers else "products"
+
+
+async def trade_catalogs(
     client: PortalClient, progress: DiscoveryProgress | None = None
-) -> list[int]:
-    """Every trade catalog's iblock id: product catalogs and offers (variation) catalogs.
+) -> list[TradeCatalog]:
+    """Every trade catalog: product catalogs first, then offers (variation) catalogs.
 
     A refusal here (no right to read the trade catalog) refuses the whole discovery.
     """
-    iblocks: dict[int, None] = {}
+    found: dict[int, TradeCatalog] = {}
     start: object = 0
     while True:
         params = {"start": start} if start else {}
@@ -95,18 +113,27 @@ async def catalog_iblocks(
         if not isinstance(catalogs, list):
             raise garbled_answer(200, "a catalog list without catalogs")
         for entry in catalogs:
-            iblock = _as_id(entry.get("iblockId") if isinstance(entry, Mapping) else None)
+            fields = entry if isinstance(entry, Mapping) else {}
+            iblock = as_id(fields.get("iblockId"))
             if iblock is None:
                 raise garbled_answer(200, "a catalog without an iblockId")
-            iblocks[iblock] = None
+            offers = as_id(fields.get("productIblockId")) is not None
+            found[iblock] = TradeCatalog(iblock, offers)
         start = answer.get("next")
         if not start or not catalogs:
             break
-    found = list(iblocks)
+    ordered = sorted(found.values(), key=lambda catalog: catalog.offers)
     if progress is not None:
-        progress.catalogs = len(found)
+        progress.catalogs = len(ordered)
         progress.notify(client)
-    return found
+    return ordered
+
+
+async def catalog_iblocks(
+    client: PortalClient, progress: DiscoveryProgress | None = None
+) -> list[int]:
+    """Every trade catalog's iblock id: product catalogs and offers (variation) catalogs."""
+    return [catalog.iblock for catalog in await trade_catalogs(client, progress)]
 
 
 async def walk_products(
@@ -123,39 +150,56 @@ async def walk_products(
     `progress`; a `FatalPortalError` propagates, and so does one raised when every
     iblock was denied.
     """
+    catalogs = [TradeCatalog(iblock, offers=False) for iblock in iblocks]
+    pages = walk_rows(client, catalogs, _ids_only, batch_size=batch_size, progress=progress)
+    async for rows in pages:
+        yield [row_id for row_id, _ in rows]
+
+
+async def walk_rows(
+    client: PortalClient,
+    catalogs: Sequence[TradeCatalog],
+    select: Callable[[TradeCatalog], Sequence[str]],
+    *,
+    batch_size: int = MAX_BATCH_SIZE,
+    progress: DiscoveryProgress | None = None,
+) -> AsyncIterator[list[tuple[int, Mapping[str, Any]]]]:
+    """Pages of `(id, row)` of every catalog with the fields `select` names for it, ids ascending;
+    the catalogs are walked side by side with the fast paging, one page each per round.
+    Failures as `walk_products` says."""
     progress = progress or DiscoveryProgress()
-    last_id = dict.fromkeys(iblocks, 0)  # unfinished iblock → last product id seen
+    last_id = dict.fromkeys(catalogs, 0)  # unfinished catalog → last id seen
     walked = len(last_id)
     denied: list[PortalError] = []
-    tries: dict[int, Tries] = {}
+    tries: dict[TradeCatalog, Tries] = {}
     alone = batch_size <= 1
     while last_id:
         outcomes, refused = await _page_round(
-            client, last_id, min(batch_size, MAX_BATCH_SIZE), alone
+            client, last_id, select, min(batch_size, MAX_BATCH_SIZE), alone
         )
         alone = alone or refused
-        for iblock, outcome in outcomes.items():
+        for catalog, outcome in outcomes.items():
             if isinstance(outcome, FatalPortalError):
                 raise outcome
             if isinstance(outcome, PortalError):
-                step = client.retry.next_step(outcome, tries.get(iblock, Tries()))
-                tries[iblock] = step.tries
+                step = client.retry.next_step(outcome, tries.get(catalog, Tries()))
+                tries[catalog] = step.tries
                 if step.action in ROUND_STEPS:
                     continue  # asked again next round (alone, if refused in a batch)
             try:
-                ids = _page_ids(outcome, last_id[iblock])
+                rows = _page_rows(outcome, catalog.rows_key, last_id[catalog])
             except PortalError as exc:
-                log.warning("catalog iblock %d skipped: %s", iblock, exc)
-                progress.skipped_iblocks.append((iblock, exc))
+                log.warning("catalog iblock %d skipped: %s", catalog.iblock, exc)
+                progress.skipped_iblocks.append((catalog.iblock, exc))
                 if isinstance(exc, AccessDeniedError):
                     denied.append(exc)
-                del last_id[iblock]
+                del last_id[catalog]
                 continue
-            if ids:
-                last_id[iblock] = ids[-1]
-                yield ids
-            if len(ids) < PAGE_SIZE:
-                del last_id[iblock]
+            if rows:
+                last_id[catalog] = rows[-1][0]
+                yield rows
+            if len(rows) < PAGE_SIZE:
+                del last_id[catalog]
         progress.notify(client)
     if walked and len(denied) == walked:
         raise FatalPortalError(denied[0].code, "access denied to every catalog")
@@ -216,74 +260,80 @@ async def discover_images(
 
 
 async def _page_round(
-    client: PortalClient, last_id: Mapping[int, int], batch_size: int, alone: bool
-) -> tuple[dict[int, Any | PortalError], bool]:
-    """One page of each unfinished iblock; also whether the portal refused them in batch."""
-    calls = [(iblock, _page_call(iblock, after)) for iblock, after in last_id.items()]
-    outcomes: dict[int, Any | PortalError] = {}
+    client: PortalClient,
+    last_id: Mapping[TradeCatalog, int],
+    select: Callable[[TradeCatalog], Sequence[str]],
+    batch_size: int,
+    alone: bool,
+) -> tuple[dict[TradeCatalog, Any | PortalError], bool]:
+    """One page of each unfinished catalog; also whether the portal refused them in batch."""
+    calls = [
+        (catalog, page_call(catalog, select(catalog), after)) for catalog, after in last_id.items()
+    ]
+    outcomes: dict[TradeCatalog, Any | PortalError] = {}
     refused = False
     size = 1 if alone else batch_size
     for begin in range(0, len(calls), size):
         chunk = calls[begin : begin + size]
         if len(chunk) == 1:
-            iblock, call = chunk[0]
+            catalog, call = chunk[0]
             try:
-                answer = await client.call(call.method, _page_params(iblock, last_id[iblock]))
+                answer = await client.call(call.method, call.as_params())
             except (ImageError, OperationTimeLimitError) as exc:
-                outcomes[iblock] = exc
+                outcomes[catalog] = exc
             else:
-                outcomes[iblock] = answer.get("result")
+                outcomes[catalog] = answer.get("result")
             continue
         try:
             batch = await client.batch([call for _, call in chunk])
         except BatchRefusedError as exc:  # refused as a whole (HTTP 405)
-            outcomes.update((iblock, exc) for iblock, _ in chunk)
+            outcomes.update((catalog, exc) for catalog, _ in chunk)
             refused = True
             continue
-        for iblock, call in chunk:
-            outcomes[iblock] = outcome = batch.outcomes[call.key]
+        for catalog, call in chunk:
+            outcomes[catalog] = outcome = batch.outcomes[call.key]
             refused = refused or isinstance(outcome, BatchRefusedError)
     return outcomes, refused
 
 
-def _page_params(iblock: int, after: int) -> dict[str, Any]:
-    """The fast-paging query: products of one iblock with ids above `after`, no count."""
-    return {
-        "select": ["id", "iblockId"],
-        "filter": {"iblockId": iblock, ">id": after},
+def page_call(
+    catalog: TradeCatalog,
+    select: Sequence[str],
+    after: int,
+    narrow: Mapping[str, Any] | None = None,
+    key: str = "",
+) -> BatchCall:
+    """The fast-paging query: rows of one catalog with ids above `after`, no count;
+    `narrow` adds filter entries (an id or xmlId list)."""
+    params = {
+        "select": list(select),
+        "filter": {"iblockId": catalog.iblock, **(narrow or {}), ">id": after},
         "order": {"id": "asc"},
         "start": -1,
     }
+    return BatchCall.of(key or f"iblock{catalog.iblock}", catalog.list_method, params)
 
 
-def _page_call(iblock: int, after: int) -> BatchCall:
-    # A batch command is a query string, so nested params go as PHP keys: filter[>id]=…
-    params = _page_params(iblock, after)
-    pairs: list[tuple[str, int | str]] = [
-        (f"select[{index}]", name) for index, name in enumerate(params["select"])
-    ]
-    pairs += [(f"filter[{key}]", value) for key, value in params["filter"].items()]
-    pairs += [(f"order[{key}]", value) for key, value in params["order"].items()]
-    pairs.append(("start", params["start"]))
-    return BatchCall(f"iblock{iblock}", PRODUCT_LIST_METHOD, tuple(pairs))
-
-
-def _page_ids(result: Any | PortalError, after: int) -> list[int]:
-    """The ascending product ids of one page, checked to move past `after`."""
+def _page_rows(
+    result: Any | PortalError, rows_key: str, after: int
+) -> list[tuple[int, Mapping[str, Any]]]:
+    """The rows of one page by ascending id, checked to move past `after`."""
     if isinstance(result, PortalError):
         raise result
-    products = result.get("products") if isinstance(result, Mapping) else None
-    if not isinstance(products, list):
-        raise garbled_answer(200, "a product list without products")
-    ids = [_as_id(entry.get("id") if isinstance(entry, Mapping) else None) for entry in products]
-    valid = [pid for pid in ids if pid is not None]
-    if len(valid) != len(ids):
-        raise garbled_answer(200, "a product without an id")
-    valid.sort()
-    if valid and valid[0] <= after:
+    entries = result.get(rows_key) if isinstance(result, Mapping) else None
+    if not isinstance(entries, list):
+        raise garbled_answer(200, f"a product list without {rows_key}")
+    rows: list[tuple[int, Mapping[str, Any]]] = []
+    for entry in entries:
+        row_id = as_id(entry.get("id") if isinstance(entry, Mapping) else None)
+        if row_id is None or not isinstance(entry, Mapping):
+            raise garbled_answer(200, "a product without an id")
+        rows.append((row_id, entry))
+    rows.sort(key=lambda row: row[0])
+    if rows and rows[0][0] <= after:
         # The portal ignored the >id filter: walking on would repeat this page forever.
         raise unfit_answer(f"the portal repeated products up to id {after}")
-    return valid
+    return rows
 
 
 async def _list(
@@ -311,7 +361,11 @@ async def _each(items: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
             yield item
 
 
-def _as_id(value: object) -> int | None:
+def _ids_only(catalog: TradeCatalog) -> Sequence[str]:
+    return ID_SELECT
+
+
+def as_id(value: object) -> int | None:
     """A positive id from an int or a string of digits; None for anything else."""
     text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
     return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None

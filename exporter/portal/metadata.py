@@ -77,7 +77,7 @@ class MetadataFetcher:
                       (("productId", ref.product_id), ("id", ref.image_id)))
             for ref in refs
         ]  # fmt: skip
-        outcomes = await self._run(calls)
+        outcomes = await self.run(calls)
         found: list[tuple[ImageRef, ProductImage | PortalError]] = []
         for ref, call in zip(refs, calls, strict=True):
             found.append((ref, _one_image(outcomes[call.key], ref)))
@@ -88,13 +88,15 @@ class MetadataFetcher:
     ) -> list[tuple[int, list[ProductImage] | PortalError]]:
         """Every image of each product, or the error that fails the product."""
         calls = [BatchCall(f"p{pid}", LIST_METHOD, (("productId", pid),)) for pid in product_ids]
-        outcomes = await self._run(calls)
+        outcomes = await self.run(calls)
         return [
             (pid, _image_list(outcomes[call.key]))
             for pid, call in zip(product_ids, calls, strict=True)
         ]
 
-    async def _run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
+    async def run(self, calls: Sequence[BatchCall]) -> dict[str, Any | PortalError]:
+        """Each call's result (or the error that failed it), sent in full batches; a
+        `FatalPortalError` is raised."""
         done: dict[str, Any | PortalError] = {}
         tries: dict[str, Tries] = {}
         alone: set[str] = set()  # keys asked again on their own
