@@ -25,7 +25,9 @@ import yaml
 from exporter.errors import ConfigError
 from exporter.redact import redact
 
-LAYOUT_FIELDS = frozenset({"productId", "id", "name", "type", "ext"})
+LAYOUT_FIELDS = frozenset(
+    {"productId", "id", "name", "type", "ext", "productName", "xmlId", "parentId"}
+)
 DEFAULT_LAYOUT = "{productId}/{id}_{name}"
 DEFAULT_TOKEN_URL = "https://oauth.bitrix.info/oauth/token/"
 MAX_BATCH_SIZE = 50  # the portal runs at most 50 commands per batch

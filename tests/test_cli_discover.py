@@ -78,4 +78,4 @@ def test_run_discover_exports_everything_then_only_rediscovers(tmp_path: Path) -
     assert second.download_requests == 0
     sent = set(second.by_method) | set(second.commands)
     assert sent <= {"catalog.catalog.list", "catalog.product.list", "batch",
-                    "catalog.productImage.list"}  # fmt: skip
+                    "catalog.product.offer.list", "catalog.productImage.list"}  # fmt: skip

@@ -31,7 +31,8 @@ from .support import (
     write_manifest,
 )
 
-SIDECAR_KEYS = {"productImage", "file", "source", "exportedAt", "exporter"}
+SIDECAR_KEYS = {"productImage", "file", "source", "exportedAt", "exporter", "product"}
+CONTEXT_REQUESTS = 2  # the catalogs listed, then the run's products described in one batch
 IMAGE_KEYS = {"createTime", "detailUrl", "id", "name", "productId", "type"}
 
 
@@ -51,6 +52,15 @@ async def test_every_image_is_byte_identical_with_a_sidecar_per_spec(tmp_path: P
         assert file.read_bytes() == catalog.image_bytes(image["id"])
         assert set(sidecar) == SIDECAR_KEYS
         assert set(image) == IMAGE_KEYS
+        product = catalog.product_info(image["productId"])
+        assert sidecar["product"] == {
+            "id": image["productId"],
+            "iblockId": catalog.iblock_of(image["productId"]),
+            "name": product.name,
+            "xmlId": product.xml_id,
+            "type": 1,
+            "parentId": None,
+        }
         assert sidecar["file"] == {
             "name": file.name,
             "size": file.stat().st_size,
@@ -67,8 +77,8 @@ async def test_every_image_is_byte_identical_with_a_sidecar_per_spec(tmp_path: P
         "failed": 0,
         "gone": 0,
     }
-    assert stats.rest_requests <= math.ceil(500 / 50)
-    assert stats.by_method == {"batch": 10}
+    assert stats.rest_requests <= math.ceil(500 / 50) + CONTEXT_REQUESTS
+    assert stats.by_method == {"batch": 10 + 1, "catalog.catalog.list": 1}  # + the products
     assert stats.downloads == 500
 
 
@@ -92,7 +102,7 @@ async def test_report_counts_requests_as_the_portal_saw_them(tmp_path: Path) -> 
         result = await export(portal, manifest, tmp_path / "out")
         stats = portal.stats
     requests = result.report["requests"]
-    assert requests["rest"] == stats.rest_requests == 3
+    assert requests["rest"] == stats.rest_requests == 3 + CONTEXT_REQUESTS
     assert requests["batch"] == stats.batches == 3
     assert requests["download"] == stats.download_requests == 120
     assert requests["rateLimited"] == 0
@@ -112,7 +122,7 @@ async def test_product_only_rows_cost_one_list_call_in_a_batch(tmp_path: Path) -
     named = len(rows) - 3
     assert result.exit_code == 0
     assert result.report["counts"]["exported"] == 500
-    assert stats.rest_requests <= math.ceil(named / 50) + 1
+    assert stats.rest_requests <= math.ceil(named / 50) + 1 + CONTEXT_REQUESTS
     assert stats.commands["catalog.productImage.list"] == 3
     listed = [f for f in exported_files(tmp_path / "out") if int(f.parent.name) in whole]
     assert {sidecar_of(f)["source"]["method"] for f in listed} == {"catalog.productImage.list"}
@@ -259,7 +269,7 @@ async def test_rerun_fetches_only_what_is_new(tmp_path: Path) -> None:
         "gone": 0,
     }
     assert stats.downloads == 20
-    assert stats.rest_requests == 1
+    assert stats.rest_requests == 1 + CONTEXT_REQUESTS  # the new images' products described
 
 
 async def test_a_deleted_or_truncated_file_is_exported_again(tmp_path: Path) -> None:
@@ -494,7 +504,8 @@ async def test_an_oauth_app_exports_through_the_oauth_routes(tmp_path: Path) -> 
         stats = portal.stats
     assert result.exit_code == 0
     assert result.report["counts"]["exported"] == 20
-    assert stats.by_method == {"batch": 1}
+    # Metadata in one batch; the catalogs and the products (one page: a call alone).
+    assert stats.by_method == {"batch": 1, "catalog.catalog.list": 1, "catalog.product.list": 1}
     for file in exported_files(tmp_path / "out"):
         assert file.read_bytes() == catalog.image_bytes(sidecar_of(file)["productImage"]["id"])
         assert settings.access_token not in json.dumps(sidecar_of(file))

@@ -80,7 +80,7 @@ async def test_a_run_shows_its_progress_and_ends_with_the_final_counts(tmp_path:
     assert result.exit_code == 0
     assert view.closed is not None
     assert (view.closed.total, view.closed.exported, view.closed.done) == (40, 40, 40)
-    assert view.closed.requests == 41
+    assert view.closed.requests == 41 + 2  # the catalogs listed, the products described
     done = [snap.done for snap in view.shown]
     assert done == sorted(done)  # never goes backwards
 

@@ -9,6 +9,7 @@ One run, as the destination sees it:
     saved = await destination.commit(image, sink)   # the file, its index line, its sidecar
     sink.discard()                                  # or nothing is left of it
     await destination.mark_gone(ref, since)         # an export the portal no longer has
+    await destination.describe(ref, product)        # a done export's product block, later
     await destination.keep_report(report)           # the run's report, with the last ones
     await destination.close()
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from exporter.destination.sidecar import SidecarFacts
-from exporter.model import ImageRef, ProductImage, SavedFile
+from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 
 
 class Sink(Protocol):
@@ -106,6 +107,15 @@ class Destination(Protocol):
 
     def gone_images(self) -> list[tuple[ImageRef, str]]:
         """Every exported image that is gone, with since when."""
+        ...
+
+    def described(self, ref: ImageRef) -> bool:
+        """Whether an exported image's sidecar has its product block (no file is read)."""
+        ...
+
+    async def describe(self, ref: ImageRef, product: ProductInfo) -> None:
+        """Give an exported image's sidecar its product block (an export from before the
+        block, or one whose product the catalog could not tell then); no file is read."""
         ...
 
     async def remove(self, ref: ImageRef) -> str:

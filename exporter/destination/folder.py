@@ -43,11 +43,12 @@ from exporter.destination.sidecar import (
     load_sidecar,
     owner_of,
     rewrite_gone,
+    rewrite_product,
     sidecar_path,
     write_sidecar,
 )
 from exporter.errors import OutputError
-from exporter.model import ImageRef, ProductImage, SavedFile
+from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class FolderDestination:
         # The index line before the sidecar: a line without its sidecar is not done
         # (`is_done` checks the sidecar), but a sidecar without its line (a kill
         # between the two) would cost the next run a download.
-        self._index.add(image.ref, saved.key, saved.size)
+        self._index.add(image.ref, saved.key, saved.size, described=image.product is not None)
         await anyio.to_thread.run_sync(self._write_sidecar, image, saved)
         return saved
 
@@ -153,7 +154,23 @@ class FolderDestination:
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not a sidecar"
             raise OutputError(f"cannot mark {file} gone in its sidecar: {reason}") from None
-        index.add(ref, entry.path, entry.size, since)
+        index.add(ref, entry.path, entry.size, since, described=entry.described)
+
+    def described(self, ref: ImageRef) -> bool:
+        return self._opened().described(ref)
+
+    async def describe(self, ref: ImageRef, product: ProductInfo) -> None:
+        index = self._opened()
+        entry = index.entries.get(ref)
+        if entry is None:
+            return
+        file = self.root / entry.path
+        try:
+            await anyio.to_thread.run_sync(rewrite_product, file, product)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a sidecar"
+            raise OutputError(f"cannot describe the product in {file}.json: {reason}") from None
+        index.add(ref, entry.path, entry.size, entry.gone, described=True)
 
     def gone_images(self) -> list[tuple[ImageRef, str]]:
         index = self._opened()

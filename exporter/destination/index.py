@@ -1,9 +1,10 @@
 """The index of done images in an output folder, so a re-run asks the portal nothing for them.
 
 Sidecars are the truth; the index is a fast path to them. It maps each exported image
-to its relative path and size, one JSON line per export appended as files complete; an
-image forgotten (`verify --repair` moved its file aside) gets a line of its own,
-`{"productId": …, "id": …, "removed": true}`, and the last line for an image wins. A
+to its relative path and size (and whether its sidecar has the product block), one JSON
+line per export appended as files complete; an image forgotten (`verify --repair` moved
+its file aside) gets a line of its own, `{"productId": …, "id": …, "removed": true}`,
+and the last line for an image wins. A
 missing index is rebuilt from the sidecars; a lost last line (a killed run) only costs
 one metadata lookup, after which the sidecar on disk is recognised as done.
 """
@@ -35,6 +36,7 @@ class IndexEntry:
     path: str  # relative to the output folder, "/"-separated
     size: int
     gone: str | None = None  # since when the portal no longer has the image
+    described: bool = False  # its sidecar has the product block
 
 
 class ExportIndex:
@@ -95,13 +97,26 @@ class ExportIndex:
         for ref, entry in self.entries.items():
             yield ref, entry.path
 
-    def add(self, ref: ImageRef, path: str, size: int, gone: str | None = None) -> None:
+    def add(
+        self,
+        ref: ImageRef,
+        path: str,
+        size: int,
+        gone: str | None = None,
+        *,
+        described: bool = False,
+    ) -> None:
         """Record a completed export (file and sidecar are in place), or a new state of one."""
-        entry = self.entries[ref] = IndexEntry(path, size, gone)
+        entry = self.entries[ref] = IndexEntry(path, size, gone, described)
         self._by_product = None
         if self._file is not None:
             self._file.write(_line(ref, entry))
             self._file.flush()
+
+    def described(self, ref: ImageRef) -> bool:
+        """Whether the image's sidecar has its product block (no file is read)."""
+        entry = self.entries.get(ref)
+        return entry is not None and entry.described
 
     def gone_since(self, ref: ImageRef) -> str | None:
         """Since when the portal no longer has an exported image (None: it has)."""
@@ -146,6 +161,8 @@ def _line(ref: ImageRef, entry: IndexEntry) -> str:
     }
     if entry.gone is not None:
         record["gone"] = entry.gone
+    if entry.described:
+        record["product"] = True
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
@@ -171,6 +188,7 @@ def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
                         str(record["path"]),
                         int(record["size"]),
                         gone if isinstance(gone, str) else None,
+                        record.get("product") is True,
                     )
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
@@ -197,5 +215,5 @@ def _scan_sidecars(root: Path) -> dict[ImageRef, IndexEntry]:
             facts = read_sidecar(file)
             if facts is not None:
                 relative = file.relative_to(root).as_posix()
-                entries[facts.ref] = IndexEntry(relative, facts.size, facts.gone)
+                entries[facts.ref] = IndexEntry(relative, facts.size, facts.gone, facts.described)
     return entries

@@ -71,12 +71,17 @@ def render_layout(layout: str, image: ProductImage, content_type: str) -> PurePo
     """The relative path `layout` gives for an image; every part is safe."""
     ext = image_ext(image.name, content_type)
     name = image.name if image.name.strip() else f"image.{ext}"
+    product = image.product
     values = {
         "productId": str(image.ref.product_id),
         "id": str(image.ref.image_id),
         "name": safe_part(name),
         "type": safe_part(image.type),
         "ext": safe_part(ext),
+        # The product's context, as far as the catalog tells: empty when it does not.
+        "productName": safe_part(product.name or "") if product else "",
+        "xmlId": safe_part(product.xml_id or "") if product else "",
+        "parentId": str(product.parent_id or "") if product else "",
     }
     # Each part of the template is rendered and made safe on its own, so a value can
     # never add a folder level, whatever it contains.

@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.atomic import write_atomic_sync
-from exporter.model import ImageRef, ProductImage, SavedFile
+from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 
 SIDECAR_SUFFIX = ".json"
 
@@ -44,6 +44,8 @@ def build_sidecar(
     }
     if str(image.fields.get("productId")) != str(image.ref.product_id):
         document["requested"] = {"productId": image.ref.product_id}
+    if image.product is not None:
+        document["product"] = image.product.as_json()
     return document
 
 
@@ -78,6 +80,7 @@ class SidecarFacts:
     image_type: str = ""  # DETAIL_PICTURE, PREVIEW_PICTURE or MORE_PHOTO
     portal: str = ""  # the portal it was exported from (source.portal)
     xml_id: str | None = None  # its product's external code (product.xmlId), when known
+    described: bool = False  # it has a product block (the catalog was asked about it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ def parse_sidecar(raw: bytes) -> SidecarFacts | Rejected:
         image_type=_text(image.get("type")),
         portal=_text(source.get("portal") if isinstance(source, dict) else None),
         xml_id=xml_id if isinstance(xml_id, str) and xml_id else None,
+        described=isinstance(product, dict),
     )
 
 
@@ -134,12 +138,24 @@ def _text(value: object) -> str:
 
 def rewrite_gone(file: Path, since: str | None) -> None:
     """Mark the sidecar of `file` gone since `since` (None: not gone), whole or not at all."""
+    _rewrite(file, "gone", None if since is None else {"since": since})
+
+
+def rewrite_product(file: Path, product: ProductInfo) -> None:
+    """Give the sidecar of `file` its product block, whole or not at all."""
+    _rewrite(file, "product", product.as_json())
+
+
+def _rewrite(file: Path, name: str, value: dict[str, Any] | None) -> None:
+    """Set (None: drop) one top-level entry of a sidecar; `ValueError` for no sidecar."""
     path = sidecar_path(file)
     document = json.loads(path.read_bytes())
-    if since is None:
-        document.pop("gone", None)
+    if not isinstance(document, dict):
+        raise ValueError("not a sidecar")
+    if value is None:
+        document.pop(name, None)
     else:
-        document["gone"] = {"since": since}
+        document[name] = value
     _write_document(path, document)
 
 

@@ -15,6 +15,7 @@ stage; in-flight files are discarded and the report is written either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,16 +40,18 @@ from exporter.errors import (
 from exporter.jobs.progress import ProgressView, Snapshot
 from exporter.jobs.state import RunState, Selection, Verdict
 from exporter.manifest import iter_manifest
-from exporter.model import ImageRef, Incoming, ProductImage
-from exporter.portal.catalog import DiscoveryProgress, walk_catalog
+from exporter.model import ImageRef, Incoming, ProductImage, ProductInfo
+from exporter.portal.catalog import DiscoveryProgress
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
-from exporter.portal.retry import Action, Tries
+from exporter.portal.products import describe_products, walk_described
+from exporter.portal.retry import GAVE_UP, Action, Tries
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Named = tuple[ImageRef, bool]  # an image a manifest row names; True: done, only rechecked
+Listed = tuple[int, ProductInfo | None]  # a product whose images are listed, and its context
 
 BATCH_LINGER_SECONDS = 0.05  # how long a short batch waits for more refs to arrive
 
@@ -75,9 +78,11 @@ class Pipeline:
         self.state = state
         self.discover = discover
         self.recheck = recheck
+        self.force = force
         self.metadata = MetadataFetcher(client, batch_size=config.batch_size)
         self.selection = Selection(destination.is_done, force=force)
         self._since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # for images found gone
+        self._context: dict[int, ProductInfo] = {}  # the manifest's products, described
 
     async def run(
         self, progress: ProgressView | None = None, snapshot: Callable[[], Snapshot] | None = None
@@ -93,9 +98,11 @@ class Pipeline:
             raise primary_exception(group) from None
 
     async def _stages(self) -> None:
+        if not self.discover:
+            await self._describe_named()
         size = self.config.batch_size
         refs_tx, refs_rx = anyio.create_memory_object_stream[Named](size * 2)
-        products_tx, products_rx = anyio.create_memory_object_stream[int](size * 2)
+        products_tx, products_rx = anyio.create_memory_object_stream[Listed](size * 2)
         images_tx, images_rx = anyio.create_memory_object_stream[ProductImage](size * 2)
         workers = self.config.download_concurrency
         done_tx, done_rx = anyio.create_memory_object_stream[tuple[ProductImage, Sink]](workers)
@@ -114,9 +121,59 @@ class Pipeline:
         except BaseExceptionGroup as group:
             raise primary_exception(group) from None
 
+    # Before the stages: the context of the manifest's products, for sidecars and layout.
+
+    async def _describe_named(self) -> None:
+        """Look up the products this run saves images of, before the first download, and
+        give done images whose sidecars lack their product block the block (no download).
+        Without the catalog's answer, images are saved without the block (a notice in the
+        log and the report; a later run adds it)."""
+        assert self.config.manifest is not None
+        wanted: set[int] = set()
+        fill_in: list[ImageRef] = []
+        for number, row in enumerate(iter_manifest(self.config.manifest)):
+            if row.image_id is None:
+                wanted.add(row.product_id)
+            else:
+                ref = ImageRef(row.product_id, row.image_id)
+                if self.force or not self.destination.described(ref):
+                    wanted.add(row.product_id)
+                    if not self.force and self.destination.is_done(ref):
+                        fill_in.append(ref)
+            if number % 512 == 0:
+                await anyio.lowlevel.checkpoint()
+        if not wanted:
+            return
+        try:
+            found, lookup = await describe_products(
+                self.client, wanted, batch_size=self.config.batch_size
+            )
+        except GAVE_UP as exc:  # the portal does not answer: the stages will find out
+            self.state.notice(f"products not described (sidecars without the product): {exc}")
+            return
+        if lookup.complete:  # a product no catalog lists is known to be in none
+            found.update((pid, ProductInfo(pid)) for pid in wanted if pid not in found)
+        else:
+            why = "; ".join(
+                f"{f'iblock {iblock}' if iblock else 'the catalogs'}: {error}"
+                for iblock, error in lookup.failed
+            )
+            self.state.notice(f"products not described, catalog lists not read ({why})")
+        self._context = found
+        filled = 0
+        for ref in fill_in:
+            if (product := found.get(ref.product_id)) is not None:
+                await self.destination.describe(ref, product)
+                filled += 1
+        if filled:
+            log.info("product context added to %d sidecars of earlier runs", filled)
+
+    def _in_context(self, image: ProductImage, product: ProductInfo | None) -> ProductImage:
+        return image if product is None else dataclasses.replace(image, product=product)
+
     # Stage 1: the manifest, deduplicated, done images skipped without a request.
 
-    async def _read_manifest(self, refs: Sender[Named], products: Sender[int]) -> None:
+    async def _read_manifest(self, refs: Sender[Named], products: Sender[Listed]) -> None:
         assert self.config.manifest is not None
         listed: set[int] = set()
         async with refs, products:
@@ -124,7 +181,7 @@ class Pipeline:
                 if row.image_id is None:
                     if row.product_id not in listed:
                         listed.add(row.product_id)
-                        await products.send(row.product_id)
+                        await products.send((row.product_id, self._context.get(row.product_id)))
                     continue
                 ref = ImageRef(row.product_id, row.image_id)
                 verdict = self.selection.judge(ref)
@@ -135,23 +192,24 @@ class Pipeline:
                 elif number % 512 == 0:
                     await anyio.lowlevel.checkpoint()  # a long run of done images yields too
 
-    async def _discover_products(self, refs: Sender[Named], products: Sender[int]) -> None:
-        """Every product and variation of every catalog, found with the fast paging."""
+    async def _discover_products(self, refs: Sender[Named], products: Sender[Listed]) -> None:
+        """Every product and variation of every catalog, described, found with the fast
+        paging."""
         refs.close()  # no image is named: each product's images come from its list
         found = DiscoveryProgress()
         async with products:
-            pages = walk_catalog(self.client, batch_size=self.config.batch_size, progress=found)
+            pages = walk_described(self.client, batch_size=self.config.batch_size, progress=found)
             listed: set[int] = set()
             async for page in pages:
-                for product_id in page:
-                    if product_id not in listed:
-                        listed.add(product_id)
-                        await products.send(product_id)
+                for product in page:
+                    if product.id not in listed:
+                        listed.add(product.id)
+                        await products.send((product.id, product))
             if not found.skipped_iblocks:
                 # Products of the backup that the whole catalog no longer has: listed once
                 # more (a deleted one answers "not found"), so their images are marked gone.
                 for product_id in sorted(self.destination.exported_products() - listed):
-                    await products.send(product_id)
+                    await products.send((product_id, None))
         for iblock, error in found.skipped_iblocks:
             self.state.warn(f"catalog (iblock {iblock}) not walked: {error}")
         log.info("discovery: %d products in %d catalogs", len(listed), found.catalogs)
@@ -176,14 +234,17 @@ class Pipeline:
                         await self._present(ref)  # there, and saved already
                     else:
                         self.state.read(1)
-                        await images.send(outcome)
+                        await images.send(
+                            self._in_context(outcome, self._context.get(ref.product_id))
+                        )
 
     async def _resolve_products(
-        self, products: Receiver[int], images: Sender[ProductImage]
+        self, products: Receiver[Listed], images: Sender[ProductImage]
     ) -> None:
         async with products, images:
             while batch := await _next_batch(products, self.config.batch_size):
-                for product_id, outcome in await self.metadata.list_products(batch):
+                context = dict(batch)
+                for product_id, outcome in await self.metadata.list_products(list(context)):
                     backed_up = self.destination.images_of(product_id)
                     if isinstance(outcome, NotFoundError) and backed_up:
                         for ref in backed_up:  # the product is gone, and its images with it
@@ -194,12 +255,15 @@ class Pipeline:
                         continue
                     self.state.read(len(outcome))
                     await self._compare_listing(product_id, outcome, backed_up)
+                    product = context[product_id]
                     for image in outcome:
                         verdict = self.selection.judge(image.ref)
                         if verdict is Verdict.DONE:
                             await self._present(image.ref)
+                            if product is not None and not self.destination.described(image.ref):
+                                await self.destination.describe(image.ref, product)
                         if self.state.count(verdict):
-                            await images.send(image)
+                            await images.send(self._in_context(image, product))
 
     async def _compare_listing(
         self, product_id: int, listed: list[ProductImage], backed_up: list[ImageRef]

@@ -62,6 +62,7 @@ class Tally:
     bytes: int = 0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what was left out, not per image
+    notices: list[str] = field(default_factory=list)  # what fell short, with nothing left out
     exported_list: list[dict[str, Any]] = field(default_factory=list)
     gone_list: list[dict[str, Any]] = field(default_factory=list)
 
@@ -133,6 +134,8 @@ def build_report(
     }
     if tally.warnings:
         report["warnings"] = [redact(warning) for warning in tally.warnings]
+    if tally.notices:
+        report["notices"] = [redact(notice) for notice in tally.notices]
     if aborted_by is not None:
         report["abortedBy"] = redact(aborted_by)
     return report

@@ -120,6 +120,12 @@ class RunState:
         """Something was left out that is no single image (a catalog not walked)."""
         self.tally.warnings.append(warning)
 
+    def notice(self, notice: str) -> None:
+        """Something fell short with nothing left out (sidecars without their product):
+        logged and reported, not a failure of the run."""
+        log.warning("%s", redact(notice))
+        self.tally.notices.append(notice)
+
     def fail_product(self, product_id: int, error: ExporterError) -> None:
         """A product whose images could not be listed: one item of the run, failed."""
         self.tally.total += 1

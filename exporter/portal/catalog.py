@@ -92,11 +92,12 @@ class TradeCatalog:
 
 
 async def trade_catalogs(
-    client: PortalClient, progress: DiscoveryProgress | None = None
+    client: PortalClient, progress: DiscoveryProgress | None = None, *, required: bool = True
 ) -> list[TradeCatalog]:
     """Every trade catalog: product catalogs first, then offers (variation) catalogs.
 
-    A refusal here (no right to read the trade catalog) refuses the whole discovery.
+    A refusal here (no right to read the trade catalog) refuses the whole discovery
+    (`FatalPortalError`), or, when the catalogs are not `required`, is raised as it came.
     """
     found: dict[int, TradeCatalog] = {}
     start: object = 0
@@ -105,6 +106,8 @@ async def trade_catalogs(
         try:
             answer = await client.call(CATALOG_LIST_METHOD, params)
         except ImageError as exc:
+            if not required:
+                raise
             raise FatalPortalError(
                 exc.code, f"cannot list the catalogs: {exc.description}"
             ) from None

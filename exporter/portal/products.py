@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.config import MAX_BATCH_SIZE
-from exporter.errors import PortalError, garbled_answer
+from exporter.errors import ImageError, PortalError, PortalUnavailableError, garbled_answer
 from exporter.model import ProductInfo
 from exporter.portal.batch import BatchCall
 from exporter.portal.catalog import (
@@ -36,6 +36,7 @@ from exporter.portal.catalog import (
 )
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.retry import GAVE_UP
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Lookup:
     """What a lookup found, and the catalogs it could not read."""
 
     found: list[ProductInfo] = field(default_factory=list)
-    failed: list[tuple[int, PortalError]] = field(default_factory=list)  # iblock, why
+    failed: list[tuple[int, PortalError]] = field(default_factory=list)  # iblock (0: all), why
 
     @property
     def complete(self) -> bool:
@@ -94,7 +95,7 @@ async def describe_products(
     if not remaining:
         return described, record
     fetcher = MetadataFetcher(client, batch_size=batch_size)
-    for catalog in await trade_catalogs(client):
+    for catalog in await _catalogs(client, record):
         if not remaining:
             break
         for info in await _lookup(fetcher, catalog, "id", remaining, record):
@@ -119,7 +120,7 @@ async def find_products(
     if not wanted:
         return matches, record
     fetcher = MetadataFetcher(client, batch_size=batch_size)
-    for catalog in await trade_catalogs(client):
+    for catalog in await _catalogs(client, record):
         for info in await _lookup(fetcher, catalog, field_name, wanted, record):
             value = info.xml_id if field_name == "xmlId" else str(info.id)
             if value is not None:
@@ -134,12 +135,26 @@ async def walk_described(
     batch_size: int = MAX_BATCH_SIZE,
     progress: DiscoveryProgress | None = None,
 ) -> AsyncIterator[list[ProductInfo]]:
-    """Every product of every catalog, described, page by page (the fast paging walk)."""
-    catalogs = await trade_catalogs(client, progress)
-    pages = walk_rows(client, catalogs, select_for, batch_size=batch_size, progress=progress)
-    async for rows in pages:
-        infos = [product_info(row) for _, row in rows]
-        yield [info for info in infos if info is not None]
+    """Every product of every catalog, described, page by page (the fast paging walk);
+    a request with no answer after every retry stops it (`PortalUnavailableError`)."""
+    try:
+        catalogs = await trade_catalogs(client, progress)
+        pages = walk_rows(client, catalogs, select_for, batch_size=batch_size, progress=progress)
+        async for rows in pages:
+            infos = [product_info(row) for _, row in rows]
+            yield [info for info in infos if info is not None]
+    except GAVE_UP as exc:
+        raise PortalUnavailableError(f"the catalog could not be walked: {exc}") from None
+
+
+async def _catalogs(client: PortalClient, record: Lookup) -> list[TradeCatalog]:
+    """The trade catalogs; none when the portal refuses to list them (recorded)."""
+    try:
+        return await trade_catalogs(client, required=False)
+    except ImageError as exc:
+        log.warning("the catalogs are not listed: %s", exc)
+        record.failed.append((0, exc))
+        return []
 
 
 async def _lookup(
