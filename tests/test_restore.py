@@ -282,3 +282,90 @@ async def test_a_dry_run_says_what_would_go_where_and_uploads_nothing(
     assert would == {(p, i, p) for p, i in deleted}
     assert result.report["uploadRequests"] == 1  # five small images fit one batch
     assert "dry run: nothing was uploaded or written" in result.summary()
+
+
+def test_a_migration_by_external_code_lands_every_image_on_its_matching_product(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = Catalog.generate(products=40, images=200, seed=14, image_size=(300, 3000))
+    source.add_variation(3, 700, name="Blue", xml_id="blue-700")
+    source.add_image(700, name="blue.png", size=1200, image_id=9700)
+    target = source.twin(id_offset=50_000)  # the same products under other ids
+    ambiguous = source.product_info(5).xml_id
+    target.add_product(90_000, xml_id=ambiguous)  # two products of the target share it
+    source.add_product(77, xml_id="only-on-a")  # no product of the target has it
+    source.add_image(77, name="lonely.png", size=500, image_id=9077)
+    out = tmp_path / "export"
+    with portal_in_thread(source) as portal_a:
+        manifest = write_manifest(tmp_path / "m.csv", source.pairs())
+        config_a = tmp_path / "a.yaml"
+        config_a.write_text(json.dumps({"portal": {"webhook_url": portal_a.webhook_url},
+                                        "manifest": str(manifest), "output": {"dir": str(out)},
+                                        "rate_limit": {"requests_per_second": 1000,
+                                                       "burst": 1000}}))  # fmt: skip
+        assert main(["-q", "run", "--config", str(config_a)]) == 0
+    with portal_in_thread(target) as portal_b:
+        config_b = tmp_path / "b.yaml"
+        config_b.write_text(json.dumps({"portal": {"webhook_url": portal_b.webhook_url},
+                                        "rate_limit": {"requests_per_second": 1000,
+                                                       "burst": 1000}}))  # fmt: skip
+        args = ["restore", "-c", str(config_b), "--from", str(out), "--match-by", "xmlId"]
+        code = main([*args, "--verify", "--report", str(tmp_path / "r.json")])
+        stats = portal_b.stats
+    assert code == 1  # two products could not be matched
+    report = json.loads((tmp_path / "r.json").read_text())
+    failed = {(f["productId"], f["error"]) for f in report["failed"]}
+    assert failed == {(5, "AMBIGUOUS_MATCH"), (77, "NOT_MATCHED")}
+    assert report["counts"]["failed"] == 1 + len(source.images_of(5))
+    expected = Counter(
+        (pid + 50_000, hashlib.sha256(source.image_bytes(i)).hexdigest())
+        for pid, i in source.pairs()
+        if pid not in (5, 77)
+    )
+    assert bytes_by_product(target) == expected  # byte-exact, each on its twin, once
+    assert stats.duplicate_adds == 0
+    assert (50_700, hashlib.sha256(source.image_bytes(9700)).hexdigest()) in expected
+    # The codes were looked up in one batch per catalog, not product by product.
+    lookups = sum(
+        stats.by_method.get(m, 0) + stats.commands.get(m, 0)
+        for m in ("catalog.product.list", "catalog.product.offer.list")
+    )
+    assert lookups == 2
+    assert "AMBIGUOUS_MATCH" in capsys.readouterr().err
+
+
+def test_match_by_and_map_cannot_be_given_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"portal": {"webhook_url": "https://a.bitrix24.com/rest/1/x/"}}))
+    args = ["restore", "-c", str(config), "--from", str(tmp_path), "--match-by", "xmlId"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, "--map", str(tmp_path / "map.csv")])
+    assert stopped.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+async def test_an_export_without_external_codes_is_never_matched_by_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exporter.simulator import errors as sim_errors
+    from exporter.simulator import methods as sim_methods
+
+    def refusing(params: dict[str, Any], context: Any) -> Any:
+        raise sim_errors.catalog_access_denied()
+
+    source = Catalog.generate(products=4, images=12, seed=15, image_size=(300, 1000))
+    target = source.twin(id_offset=10_000)
+    method = "catalog.product.list"
+    async with portal_for(source) as portal:
+        monkeypatch.setitem(sim_methods._METHODS, method, sim_methods.MethodSpec(method, refusing))
+        export = await backup(portal, source, tmp_path)  # sidecars without the product block
+        monkeypatch.undo()
+    async with portal_for(target) as portal:
+        result = await restore(portal, export, tmp_path, match_by_xml_id=True)
+        adds = sum(portal.stats.adds_by_product.values())
+    assert adds == 0
+    assert result.exit_code == 1
+    assert {f["error"] for f in result.report["failed"]} == {"NO_XML_ID"}
+    assert result.report["counts"]["failed"] == 12

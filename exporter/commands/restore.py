@@ -23,7 +23,9 @@ HELP = "upload an export back into a portal (the same one, or another)"
 DESCRIPTION = (
     "Upload the images of an export into the portal the configuration names, with "
     "catalog.productImage.add: every image whose file still matches its sidecar (re-hashed "
-    "first), to the product with the same id or the one --map names. Into the portal it "
+    "first), to the product with the same id, the one --map names, or the one with the same "
+    "external code (--match-by xmlId: a code no product or several products have fails, "
+    "it is never guessed). Into the portal it "
     "came from, images still there are skipped, so a restore after a deletion brings back "
     "exactly what was deleted. A product's detail or preview picture is never replaced "
     "unless --replace-pictures. A journal in the export makes each upload happen once, "
@@ -31,11 +33,12 @@ DESCRIPTION = (
 )
 EPILOG = (
     "examples:\n  b24-image-exporter restore --config config.yaml --from ./export\n"
-    "  b24-image-exporter restore -c target.yaml --from ./export --map map.csv --verify\n"
+    "  b24-image-exporter restore -c target.yaml --from ./export --match-by xmlId --verify\n"
+    "  b24-image-exporter restore -c target.yaml --from ./export --map map.csv\n"
     "  b24-image-exporter restore -c config.yaml --from ./export --product 12 14 -n\n\n"
     "--map CSV has a header row, then sourceProductId,targetProductId per row.\n\n"
     "exit codes:\n  0  every chosen image is on the portal (restored, or there already)\n"
-    "  1  some images failed (corrupt file, product not found or not mapped, refused)\n"
+    "  1  some images failed (corrupt file, product not found, mapped or matched, refused)\n"
     "  2  usage or configuration error, or a run holds the export's lock\n"
     "  3  the portal refused the job as a whole\n"
     "  4  the portal stopped answering, or the export cannot be read"
@@ -48,8 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from", dest="source", type=Path, required=True, metavar="DIR", help="the export"
     )
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--map", type=Path, metavar="CSV", help="source product → target product, per row"
+    )
+    target.add_argument(
+        "--match-by",
+        choices=("xmlId",),
+        help="the target product is the one with the source product's external code",
     )
     parser.add_argument(
         "--product", type=positive, nargs="+", metavar="ID", help="only these source products"
@@ -88,6 +97,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
         types=frozenset(args.type) if args.type else None,
         include_gone=args.include_gone,
         product_map=read_map(args.map) if args.map else None,
+        match_by_xml_id=args.match_by == "xmlId",
         replace_pictures=args.replace_pictures,
         verify=args.verify,
         dry_run=args.dry_run,

@@ -17,6 +17,7 @@ uploaded image back and compares its SHA-256.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -48,6 +49,7 @@ from exporter.jobs.session import http_session, portal_client
 from exporter.model import ImageRef, Incoming, ProductImage
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
+from exporter.portal.products import find_products
 from exporter.portal.ratelimit import BucketStore, Clock, headroom
 from exporter.portal.retry import GAVE_UP
 from exporter.portal.upload import (
@@ -73,6 +75,7 @@ class RestoreOptions:
     types: frozenset[str] | None = None  # only these image types
     include_gone: bool = False  # also images gone from the portal they came from
     product_map: dict[int, int] | None = None  # source product → target product (--map)
+    match_by_xml_id: bool = False  # target product: the one with the source's xmlId
     replace_pictures: bool = False  # let a detail/preview picture replace the target's
     verify: bool = False  # read every uploaded image back and compare its SHA-256
     dry_run: bool = False  # say what would go where; upload nothing
@@ -85,7 +88,7 @@ class Candidate:
 
     key: str
     facts: SidecarFacts
-    target: int  # the target product
+    target: int  # the target product (0: to be matched by xmlId)
 
     @property
     def source(self) -> ImageRef:
@@ -240,7 +243,7 @@ class RestoreJob:
             if facts.gone and not options.include_gone:
                 self.tally.skipped.append((facts.ref, f"gone from the portal since {facts.gone}"))
                 continue
-            target = self._target_of(facts)
+            target = 0 if options.match_by_xml_id else self._target_of(facts)
             if target is None:
                 self.tally.fail(
                     facts.ref,
@@ -259,7 +262,35 @@ class RestoreJob:
 
     # What the target has, then the uploads.
 
+    async def _match(self, client: PortalClient, candidates: list[Candidate]) -> list[Candidate]:
+        """Each candidate's target: the one product of the target portal with its product's
+        xmlId. No xmlId, none or several such products: failed, never guessed."""
+        codes = {c.facts.xml_id for c in candidates if c.facts.xml_id is not None}
+        found, lookup = await find_products(
+            client, "xmlId", codes, batch_size=self.config.batch_size
+        )
+        matched: list[Candidate] = []
+        for candidate in candidates:
+            code, source = candidate.facts.xml_id, candidate.source
+            products = found.get(code, []) if code is not None else []
+            if code is None:
+                why = "the export does not name its product's xmlId (run the export again)"
+                self.tally.fail(source, NotMatched("NO_XML_ID", why))
+            elif len(products) > 1:
+                ids = ", ".join(str(p.id) for p in sorted(products, key=lambda p: p.id))
+                why = f"xmlId {code!r} names {len(products)} products of the target ({ids})"
+                self.tally.fail(source, NotMatched("AMBIGUOUS_MATCH", why))
+            elif not products:
+                unread = "" if lookup.complete else " (some of its catalogs could not be read)"
+                why = f"no product of the target has xmlId {code!r}{unread}"
+                self.tally.fail(source, NotMatched("NOT_MATCHED", why))
+            else:
+                matched.append(dataclasses.replace(candidate, target=products[0].id))
+        return matched
+
     async def _restore(self, client: PortalClient, candidates: list[Candidate]) -> None:
+        if self.options.match_by_xml_id:
+            candidates = await self._match(client, candidates)
         fetcher = MetadataFetcher(client, batch_size=self.config.batch_size)
         journal = None
         if not self.options.dry_run:
