@@ -369,3 +369,35 @@ async def test_an_export_without_external_codes_is_never_matched_by_guess(
     assert result.exit_code == 1
     assert {f["error"] for f in result.report["failed"]} == {"NO_XML_ID"}
     assert result.report["counts"]["failed"] == 12
+
+
+async def test_a_restore_shows_its_progress_and_ends_with_its_final_counts(
+    tmp_path: Path, catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    from exporter.jobs.progress import LogView
+
+    from .test_progress import Recorder
+
+    async with portal_for(catalog) as portal:
+        export = await backup(portal, catalog, tmp_path)
+        for _, image_id in catalog.pairs()[:30]:
+            catalog.remove_image(image_id)
+        view = Recorder()
+        job = RestoreJob(
+            target_config(portal, tmp_path),
+            destination_at(export),
+            str(export),
+            RestoreOptions(),
+            report=tmp_path / "restore-report.json",
+            progress=view,
+        )
+        result = await job.run()
+    assert result.exit_code == 0
+    closed = view.closed
+    assert closed is not None and closed.verb == "restored"
+    assert (closed.total, closed.exported, closed.skipped, closed.failed) == (500, 30, 470, 0)
+    assert closed.requests == result.report["requests"]["rest"]
+    assert closed.bytes == result.report["bytes"] > 0
+    caplog.set_level("INFO", logger="exporter")
+    LogView().show(closed)
+    assert "500/500 images (30 restored, 470 skipped, 0 failed)" in caplog.text

@@ -104,7 +104,14 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     )
     host = re.sub(r"[^A-Za-z0-9._-]", "_", config.portal.host)
     report = args.report or source / STATE_DIR / f"restore-report-{host}.json"
-    job = RestoreJob(config, destination_at(source), str(source), options, report=report)
+    job = RestoreJob(
+        config,
+        destination_at(source),
+        str(source),
+        options,
+        report=report,
+        progress=None if args.dry_run else runner.progress_view(),
+    )
     result = runner.run(job.run)
     if not args.quiet or result.exit_code:
         runner.console.say(

@@ -37,7 +37,7 @@ from exporter.errors import (
     TransientError,
     primary_exception,
 )
-from exporter.jobs.progress import ProgressView, Snapshot
+from exporter.jobs.progress import ProgressView, Snapshot, show_progress
 from exporter.jobs.state import RunState, Selection, Verdict
 from exporter.manifest import iter_manifest
 from exporter.model import ImageRef, Incoming, ProductImage, ProductInfo
@@ -91,7 +91,7 @@ class Pipeline:
         try:
             async with anyio.create_task_group() as outer:
                 if progress is not None and snapshot is not None:
-                    outer.start_soon(_show_progress, progress, snapshot)
+                    outer.start_soon(show_progress, progress, snapshot)
                 await self._stages()
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -359,12 +359,6 @@ class Pipeline:
             saved = await self.destination.commit(image, sink)
         self.state.exported(image.ref, saved.key, saved.size)
         log.debug("%s: saved %s (%d bytes)", image.ref, saved.key, saved.size)
-
-
-async def _show_progress(view: ProgressView, snapshot: Callable[[], Snapshot]) -> None:
-    while True:
-        await anyio.sleep(view.interval)
-        view.show(snapshot())
 
 
 def _drain(stream: Receiver[T]) -> list[T]:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+import anyio
+
 from exporter.logs import LOGGER_NAME
 from exporter.units import format_bytes, format_duration
 
@@ -38,6 +40,7 @@ class Snapshot:
     retried: int
     elapsed: float
     eta: float | None = None  # seconds left, as the job reckons them (None: from the rate)
+    verb: str = "exported"  # what the job does to an image: "exported", "restored"
 
     @property
     def done(self) -> int:
@@ -131,12 +134,14 @@ class LogView:
 
     def show(self, snap: Snapshot) -> None:
         log.info(
-            "progress: %d/%d images (%d exported, %d already done, %d failed), %s, "
+            "progress: %d/%d images (%d %s, %d %s, %d failed), %s, "
             "%.1f images/s, ETA %s, %d requests, 503s %d, retries %d",
             snap.done,
             snap.total,
             snap.exported,
+            snap.verb,
             snap.skipped,
+            "already done" if snap.verb == "exported" else "skipped",
             snap.failed,
             format_bytes(snap.bytes),
             snap.rate,
@@ -148,6 +153,13 @@ class LogView:
 
     def close(self, snap: Snapshot) -> None:
         """The summary at the end says it all; nothing more here."""
+
+
+async def show_progress(view: ProgressView, snapshot: Callable[[], Snapshot]) -> None:
+    """Show `snapshot()` every `view.interval` seconds, until cancelled."""
+    while True:
+        await anyio.sleep(view.interval)
+        view.show(snapshot())
 
 
 def _eta(snap: Snapshot) -> str:

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from exporter.config import Config
 from exporter.destination.base import Destination
 from exporter.destination.sidecar import SidecarFacts
@@ -41,9 +43,11 @@ from exporter.errors import (
     PortalUnavailableError,
     RequestTooLargeError,
     exit_status,
+    primary_exception,
 )
 from exporter.jobs.dryrun import seconds_at_limit
 from exporter.jobs.journal import Journal, Sent, journal_name, taken_as
+from exporter.jobs.progress import ProgressView, Snapshot, show_progress
 from exporter.jobs.report import Failure, write_report
 from exporter.jobs.session import http_session, portal_client
 from exporter.model import ImageRef, Incoming, ProductImage
@@ -176,9 +180,11 @@ class RestoreJob:
         report: Path,
         clock: Clock | None = None,
         budget: BucketStore | None = None,
+        progress: ProgressView | None = None,
     ) -> None:
         """`config` names the target portal (its limit, retries, concurrency); `source`
-        is the export, `source_name` how messages call it; `report` where the report goes."""
+        is the export, `source_name` how messages call it; `report` where the report goes;
+        `progress` shows the restore's counters as it goes."""
         self.config = config
         self.source = source
         self.source_name = source_name
@@ -186,6 +192,7 @@ class RestoreJob:
         self.report_path = report
         self._clock = clock
         self._budget = budget
+        self._progress = progress
         self.tally = RestoreTally()
         self._sha256: dict[ImageRef, str] = {}  # each chosen image's, for --verify
 
@@ -204,7 +211,7 @@ class RestoreJob:
                         self.config, session, clock=self._clock, budget=self._budget
                     )
                     try:
-                        await self._restore(client, candidates)
+                        await self._restore_showing(client, candidates, began)
                     finally:
                         counts = client.counts
                         requests = {
@@ -228,6 +235,40 @@ class RestoreJob:
                 write_report(self.report_path, report)
             self.result = RestoreResult(report["exitCode"], report, self.report_path)
         return self.result
+
+    async def _restore_showing(
+        self, client: PortalClient, candidates: list[Candidate], began: float
+    ) -> None:
+        """`_restore`, with the progress view shown meanwhile and once more at the end."""
+        view = self._progress
+        if view is None:
+            await self._restore(client, candidates)
+            return
+
+        def snapshot() -> Snapshot:
+            tally, counts = self.tally, client.counts
+            return Snapshot(
+                total=tally.total,
+                exported=len(tally.restored),
+                skipped=len(tally.skipped),
+                failed=len(tally.failed),
+                bytes=tally.bytes,
+                requests=counts.rest + counts.download,
+                rate_limited=counts.rate_limited,
+                retried=counts.retried,
+                elapsed=time.monotonic() - began,
+                verb="restored",
+            )
+
+        try:
+            async with anyio.create_task_group() as shown:
+                shown.start_soon(show_progress, view, snapshot)
+                await self._restore(client, candidates)
+                shown.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise primary_exception(group) from None
+        finally:
+            view.close(snapshot())  # the bar ends its line before the summary
 
     # Which images, and where to.
 
