@@ -7,6 +7,7 @@
         --operating-limit 5 --operating-window 10
     python bench/run.py rate --images 100000 --size 200-400 --rps 0 --no-baseline
     python bench/run.py throughput --images 200 --size 5M --parallel 8
+    python bench/run.py restore --images 2000 --size 20K-200K --rps 20 --burst 50
 
 `rate` starts the simulated portal with the given limit, runs the exporter against it
 (as a separate process, so its wall time and peak memory are its own) and, in the same
@@ -18,13 +19,20 @@ parallelism, and with curl followed by `sync` (the exporter fsyncs every file; c
 leaves its files in the page cache). Each round also prints the CPU seconds per GB of
 the exporter, of curl, and of the simulated portal serving each: on a small machine
 the three share the same cores; and the bound for any client that fsyncs each file:
-its start-up plus the time the disk takes to make the same bytes durable.
+its start-up plus the time the disk takes to make the same bytes durable. `restore`
+exports a simulated portal's images, then uploads the export into a fresh target that
+has the same products and none of the images: the exporter's `restore`, the same
+request bodies sent again without a limit (the bytes floor), and a naive client (one
+`add` per image, one request at a time), each a process of its own; it prints each
+row against the ideal the limit allows and the floor, and checks every image arrived
+once, byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import math
 import os
@@ -34,17 +42,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.config import MAX_BATCH_SIZE
-from exporter.simulator import Catalog, PortalSettings, RunningPortal, serve_in_thread
+from exporter.destination.index import STATE_DIR
+from exporter.portal.upload import DEFAULT_BUDGET, base64_size
+from exporter.simulator import (
+    Catalog,
+    PortalSettings,
+    RunningPortal,
+    SimulatedPortal,
+    serve_in_thread,
+)
 
 BATCH = MAX_BATCH_SIZE  # commands per batch: the ideal packs every one full
 UNLIMITED = {"requests_per_second": 100_000, "burst": 100_000}
@@ -88,6 +108,28 @@ def run_processes(commands: list[list[str]], env: dict[str, str]) -> list[Finish
                     usage.ru_utime + usage.ru_stime,
                 )
     return [done[i] for i in range(len(procs))]
+
+
+# A child's ru_maxrss is at least its parent's resident size when it was spawned (Linux
+# keeps the high-water mark of the address space it replaces at exec). Where this
+# process holds much (the simulated portals' images), a bare interpreter starts the
+# process to be measured and reports its wall time, CPU and peak memory.
+MEASURE = """\
+import json, os, sys, time
+began = time.monotonic()
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([time.monotonic() - began, usage.ru_maxrss / 1024,
+               os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime], out)
+"""
+
+
+def run_measured(command: list[str], env: dict[str, str], result: Path) -> Finished:
+    """One process, started by a bare interpreter: its own wall time, CPU and peak RSS."""
+    subprocess.run([sys.executable, "-S", "-c", MEASURE, str(result), *command], env=env)
+    wall, rss_mb, exit_code, cpu = json.loads(result.read_text())
+    return Finished(wall, rss_mb, exit_code, cpu)
 
 
 def exporter_command(config: Path) -> list[str]:
@@ -187,8 +229,14 @@ HEADERS = [
 
 
 def print_table(rows: list[Row], notes: list[str]) -> None:
-    table = [HEADERS, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    print_rows([HEADERS, *(row.cells() for row in rows)])
+    for note in notes:
+        print(note)
+
+
+def print_rows(table: list[list[str]]) -> None:
+    """A header line, a rule, then the rows: the first column left, the others right."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for n, line in enumerate(table):
         print(
             "  ".join(
@@ -198,8 +246,6 @@ def print_table(rows: list[Row], notes: list[str]) -> None:
         )
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    for note in notes:
-        print(note)
 
 
 def ideal_seconds(args: argparse.Namespace, images: int, counted: bool) -> float | None:
@@ -350,12 +396,9 @@ def count_failures(report: Path) -> int:
 # The naive client: what a first script would do.
 
 
-async def naive_client(webhook: str, manifest: Path, out: Path, rps: float) -> None:
-    import aiohttp
-
-    out.mkdir(parents=True, exist_ok=True)
+def pacer(rps: float) -> Callable[[], Awaitable[None]]:
+    """Waits so that requests leave at most `rps` a second, evenly (no burst)."""
     interval = 1 / rps if rps > 0 else 0.0
-    headers = {"User-Agent": "naive-script/1.0", "Referer": webhook.split("/rest/")[0] + "/"}
     next_slot = time.monotonic()
 
     async def polite() -> None:
@@ -365,6 +408,15 @@ async def naive_client(webhook: str, manifest: Path, out: Path, rps: float) -> N
             await asyncio.sleep(next_slot - now)
         next_slot = max(now, next_slot) + interval
 
+    return polite
+
+
+async def naive_client(webhook: str, manifest: Path, out: Path, rps: float) -> None:
+    import aiohttp
+
+    out.mkdir(parents=True, exist_ok=True)
+    headers = {"User-Agent": "naive-script/1.0", "Referer": webhook.split("/rest/")[0] + "/"}
+    polite = pacer(rps)
     async with aiohttp.ClientSession() as session:
         rows = manifest.read_text().splitlines()[1:]
         for row in rows:
@@ -530,6 +582,496 @@ def disk_alone(folder: Path, sizes: list[int], parallel: int) -> float:
     return time.monotonic() - began
 
 
+# The restore benchmark.
+
+ADD = "catalog.productImage.add"
+
+
+def limit_seconds(requests: int, rps: float, burst: int) -> float | None:
+    """Seconds a leaky bucket of `rps` and `burst` takes to let `requests` through."""
+    if rps <= 0:
+        return None
+    return max(0.0, requests - burst) / rps
+
+
+def restore_need(products: int, sizes: list[int], budget: int = DEFAULT_BUDGET) -> tuple[int, int]:
+    """The fewest REST requests a restore of images of these sizes into empty products
+    needs: one list command per product, 50 per batch, to learn what the target has; the
+    adds, at most 50 per batch and `budget` bytes of base64, an image above it alone."""
+    alone = sum(1 for size in sizes if base64_size(size) > budget)
+    rest = [base64_size(size) for size in sizes if base64_size(size) <= budget]
+    packed = max(math.ceil(len(rest) / BATCH), math.ceil(sum(rest) / budget)) if rest else 0
+    return math.ceil(products / BATCH), alone + packed
+
+
+@dataclass
+class Seen:
+    """One REST request a target portal answered."""
+
+    method: str
+    status: int
+    body_bytes: int
+    commands: Counter[str]  # batch commands run, by method
+    adds: int  # images it stored
+    base64_bytes: int  # the base64 those images took
+    arrived: float  # monotonic clock: its headers in
+    read: float  # its body in
+    answered: float  # its answer made
+
+
+class Recorder:
+    """A middleware on a simulated target: each REST request's method, status and body
+    size, the images it stored and their base64 bytes; with `keep`, the bodies of those
+    answered 200 too, in order, for the replay."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.seen: list[Seen] = []
+        self.bodies: list[tuple[str, str, bytes]] = []  # (method, content type, body)
+
+    def prepare(self, portal: SimulatedPortal, loop: asyncio.AbstractEventLoop) -> None:
+        catalog, stats = portal.catalog, portal.stats
+
+        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+            method = request.match_info.get("method", "").rstrip("/")
+            if not request.path.startswith("/rest/") or method.lower() == "download":
+                return await handler(request)
+            arrived = time.monotonic()
+            body = await request.read()  # kept by aiohttp: the handler reads it again
+            read = time.monotonic()
+            # From here to the answer the handler does not yield (no fault is injected),
+            # so what the counters gain is this request's doing.
+            before, commands = Counter(stats.adds_by_product), Counter(stats.commands)
+            answer = await handler(request)
+            gained = Counter(stats.adds_by_product)
+            gained.subtract(before)
+            ran = Counter(stats.commands)
+            ran.subtract(commands)
+            new = [
+                image
+                for product_id, count in gained.items()
+                if count > 0
+                for image in catalog.images_of(product_id)[-count:]
+            ]
+            self.seen.append(
+                Seen(
+                    method,
+                    answer.status,
+                    len(body),
+                    +ran,
+                    len(new),
+                    sum(base64_size(image.size) for image in new),
+                    arrived,
+                    read,
+                    time.monotonic(),
+                )
+            )
+            if self.keep and answer.status == 200:
+                self.bodies.append((method, request.headers.get("Content-Type", ""), body))
+            return answer
+
+        portal.app.middlewares.append(web.middleware(record))
+
+
+@dataclass
+class Checks:
+    """The target after a restore, against the source."""
+
+    exact: int  # images on their product with the source's bytes, each counted once
+    missing: int
+    extra: int  # images on the target beyond those (a second copy, or bytes not the source's)
+    duplicates: int  # the simulator's duplicate adds
+
+    def text(self, images: int) -> str:
+        return (
+            f"byte-exact {self.exact}/{images}, missing {self.missing}, extra {self.extra}, "
+            f"duplicates {self.duplicates}"
+        )
+
+
+def checks_of(wanted: Counter[tuple[int, str]], target: Catalog, duplicates: int) -> Checks:
+    got = Counter((p, target.image_sha256(i)) for p, i in target.pairs())
+    exact = sum((wanted & got).values())
+    return Checks(exact, wanted.total() - exact, got.total() - exact, duplicates)
+
+
+@dataclass
+class RestoreRun:
+    label: str
+    started: float  # monotonic clock
+    finished: Finished
+    seen: list[Seen]
+    stats: dict[str, Any]
+    portal_cpu: float  # CPU seconds of the simulated target serving it
+    checks: Checks
+    bodies: list[tuple[str, str, bytes]]
+
+
+def timed_restore(
+    label: str,
+    fresh: Callable[[], Catalog],
+    settings: PortalSettings,
+    command: Callable[[RunningPortal], list[str]],
+    wanted: Counter[tuple[int, str]],
+    env: dict[str, str],
+    result: Path,
+    keep: bool = False,
+) -> RestoreRun:
+    """One restore process into a fresh target portal, timed, and the target checked."""
+    target = fresh()
+    recorder = Recorder(keep)
+    with serve_in_thread(target, settings, recorder.prepare) as portal:
+        cmd = command(portal)
+        cpu_before = _own_cpu()
+        started = time.monotonic()
+        finished = run_measured(cmd, env, result)
+        portal_cpu = _own_cpu() - cpu_before
+        stats = stats_of(portal)
+    checks = checks_of(wanted, target, stats["duplicate_adds"])
+    return RestoreRun(
+        label, started, finished, recorder.seen, stats, portal_cpu, checks, recorder.bodies
+    )
+
+
+def time_split(run: RestoreRun) -> tuple[float, float, float, float, float]:
+    """Where a run's wall time went, as the target saw it: before its first request,
+    receiving bodies, handling them, between requests, after the last answer."""
+    seen = run.seen
+    if not seen:
+        return run.finished.wall, 0.0, 0.0, 0.0, 0.0
+    receiving = sum(s.read - s.arrived for s in seen)
+    handling = sum(s.answered - s.read for s in seen)
+    between = seen[-1].answered - seen[0].arrived - receiving - handling
+    before = seen[0].arrived - run.started
+    after = run.started + run.finished.wall - seen[-1].answered
+    return before, receiving, handling, between, after
+
+
+def timeline(run: RestoreRun) -> str:
+    """The line of `time_split`."""
+    if not run.seen:
+        return f"{run.label}: no request"
+    before, receiving, handling, between, after = time_split(run)
+    return (
+        f"{run.label}: {before:.1f} s before its first request, then the target "
+        f"{receiving:.1f} s receiving bodies, {handling:.1f} s handling them, "
+        f"{between:.1f} s waiting between requests; {after:.1f} s after the last answer"
+    )
+
+
+RESTORE_HEADERS = [
+    "run",
+    "images",
+    "wall s",
+    "ideal s",
+    "wall/ideal",
+    "floor s",
+    "wall/floor",
+    "REST",
+    "REST/image",
+    "adds/req",
+    "b64/req",
+    "503s",
+    "MB/s",
+    "CPU s",
+    "peak RSS MB",
+    "exit",
+]
+
+
+def restore_cells(
+    run: RestoreRun, images: int, image_bytes: int, ideal: float | None, floor: float
+) -> list[str]:
+    wall = run.finished.wall
+    adding = [seen for seen in run.seen if seen.adds]
+    adds = sum(seen.adds for seen in adding)
+    b64 = sum(seen.base64_bytes for seen in adding)
+    return [
+        run.label,
+        str(images),
+        f"{wall:.1f}",
+        f"{ideal:.1f}" if ideal is not None else "-",
+        f"{wall / ideal:.2f}" if ideal else "-",
+        f"{floor:.1f}",
+        f"{wall / floor:.2f}" if floor else "-",
+        str(run.stats["rest_requests"]),
+        f"{run.stats['rest_requests'] / images:.3f}",
+        f"{adds / len(adding):.1f}" if adding else "-",
+        f"{b64 / len(adding) / DEFAULT_BUDGET:.1%}" if adding else "-",
+        str(run.stats["rate_limited"]),
+        f"{image_bytes / 1e6 / wall:.1f}",
+        f"{run.finished.cpu:.1f}",
+        f"{run.finished.rss_mb:.0f}",
+        str(run.finished.exit_code),
+    ]
+
+
+def write_restore_config(path: Path, portal: RunningPortal, scratch: Path, args: Any) -> Path:
+    limit = (
+        {"requests_per_second": args.rps, "burst": args.burst} if args.rps > 0 else dict(UNLIMITED)
+    )
+    raw = {
+        "portal": {"webhook_url": portal.webhook_url},
+        "manifest": str(scratch / "unused.csv"),  # restore reads the export, not a manifest
+        "output": {"dir": str(scratch / "unused")},
+        "rate_limit": limit,
+    }
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def bench_restore(args: argparse.Namespace) -> None:
+    """An export put back into an empty target portal: the exporter, the bytes floor and
+    a naive client, each as a process of its own into a fresh target; the exporter's and
+    the naive client's with the given limit, the floor's without one.
+
+    The target has the source's products (the same ids) and none of its images. Two
+    references, both for the same images:
+
+    ideal: what the portal's limit allows for the fewest REST requests a restore needs
+      (one list command per target product, 50 per batch, to learn what is there; the
+      adds in batches of at most 50 and 8 MiB of base64): with rate r and burst b,
+      N requests take max(0, (N - b) / r) s. A few thousand images need few requests,
+      so this is often 0: the limit is not what bounds them.
+    floor: the exporter's own requests (every one the target answered 200, lists and
+      add batches, byte for byte) sent again, already built, one after another as the
+      exporter sends them, by a process that does nothing else, into a fresh target
+      without a limit: what moving those bodies over loopback and the simulated portal's
+      decoding and storing them cost on this machine, with no reading, hashing or
+      encoding on the client. The simulated portal shares the machine's cores with the
+      client; its CPU seconds serving each run are printed.
+
+    Checks after each run, as figures: every source image on its product exactly once
+    with the source's bytes (SHA-256 of what the simulator stored), none extra, and the
+    simulator's duplicate adds.
+    """
+    lo, hi = size_range(args.size)
+    products = max(1, args.images // 5)
+
+    def generated() -> Catalog:
+        return Catalog.generate(
+            products=products, images=args.images, seed=args.seed, image_size=(lo, hi)
+        )
+
+    def empty_target() -> Catalog:
+        target = generated()
+        for _, image_id in target.pairs():
+            target.remove_image(image_id)
+        return target
+
+    source = generated()
+    pairs = source.pairs()
+    images = len(pairs)
+    sizes = [source.image(i).size for _, i in pairs]
+    image_bytes = sum(sizes)
+    wanted = Counter((p, source.image_sha256(i)) for p, i in pairs)
+    lists, adds = restore_need(products, sizes)
+    ideal = limit_seconds(lists + adds, args.rps, args.burst)
+    limited = PortalSettings(
+        rps=args.rps if args.rps > 0 else None, burst=args.burst, count_downloads=False
+    )
+    unlimited = PortalSettings(rps=None, count_downloads=False)
+    print(
+        f"{images} images on {products} products, {image_bytes / 1e6:.0f} MB "
+        f"({sum(map(base64_size, sizes)) / 1e6:.0f} MB of base64); target limit "
+        + (f"{args.rps:g} req/s, burst {args.burst}" if args.rps > 0 else "none")
+    )
+    start_up = exporter_start_up()
+    with tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        export = scratch / "export"
+
+        def env(name: str) -> dict[str, str]:
+            return {**os.environ, "XDG_CACHE_HOME": str(scratch / f"cache-{name}")}
+
+        with serve_in_thread(source, unlimited) as portal:
+            manifest = write_manifest(scratch / "m.csv", pairs)
+            settings = argparse.Namespace(rps=0, burst=0, concurrency=args.concurrency)
+            config = write_config(
+                scratch / "source.yaml", portal, manifest, export, settings, False
+            )
+            [exported] = run_processes([exporter_command(config)], env("export"))
+        print(
+            f"export (no limit): {exported.wall:.1f} s, "
+            f"{count_failures(export / 'report.json')} failed, exit {exported.exit_code}"
+        )
+
+        def exporter_restore(portal: RunningPortal) -> list[str]:
+            config = write_restore_config(scratch / "target.yaml", portal, scratch, args)
+            return [sys.executable, "-m", "exporter", "-q", "--log-format", "json", "restore",
+                    "--config", str(config), "--from", str(export),
+                    "--report", str(scratch / "restore-report.json")]  # fmt: skip
+
+        ours = timed_restore(
+            "exporter",
+            empty_target,
+            limited,
+            exporter_restore,
+            wanted,
+            env("exporter"),
+            scratch / "exporter.json",
+            keep=True,
+        )
+        replay_dir = scratch / "replay"
+        replay_dir.mkdir()
+        for n, (_, _, body) in enumerate(ours.bodies):
+            (replay_dir / f"{n:05d}.body").write_bytes(body)
+        index = [[method, content_type] for method, content_type, _ in ours.bodies]
+        (replay_dir / "index.json").write_text(json.dumps(index))
+        ours.bodies.clear()
+        replayed = scratch / "replayed.json"
+
+        def replay_of(portal: RunningPortal) -> list[str]:
+            return [sys.executable, __file__, "_replay", portal.webhook_url,
+                    str(replay_dir), str(replayed)]  # fmt: skip
+
+        def naive_of(portal: RunningPortal) -> list[str]:
+            return [sys.executable, __file__, "_naive_restore", portal.webhook_url,
+                    str(export), str(args.rps)]  # fmt: skip
+
+        floor_run = timed_restore(
+            "bytes floor (replay)",
+            empty_target,
+            unlimited,
+            replay_of,
+            wanted,
+            env("replay"),
+            scratch / "replay.json",
+        )
+        replay_answers = json.loads(replayed.read_text())
+        floor = float(replay_answers["seconds"])
+        naive = None
+        if not args.no_baseline:
+            naive = timed_restore(
+                "naive restore",
+                empty_target,
+                limited,
+                naive_of,
+                wanted,
+                env("naive"),
+                scratch / "naive.json",
+            )
+        report = json.loads((scratch / "restore-report.json").read_text())
+    runs = [ours, floor_run] + ([naive] if naive else [])
+    table = [RESTORE_HEADERS] + [
+        restore_cells(run, images, image_bytes, ideal, floor) for run in runs
+    ]
+    print_rows(table)
+    print(
+        f"ideal: {lists} list + {adds} add requests = {lists + adds}: "
+        + (
+            f"max(0, {lists + adds} - {args.burst}) / {args.rps:g} = {ideal:.1f} s"
+            if ideal is not None
+            else "no limit"
+        )
+    )
+    print(
+        f"floor: the exporter's {len(ours.seen)} requests "
+        f"({sum(s.body_bytes for s in ours.seen) / 1e6:.0f} MB of bodies) sent again into a "
+        f"target without a limit: {floor:.1f} s, answered "
+        + ", ".join(f"{n} HTTP {status}" for status, n in replay_answers["statuses"].items())
+        + " (the replay row's wall adds its start-up and loading the bodies)"
+    )
+    listing = [s for s in ours.seen if s.commands.get("catalog.productImage.list")]
+    adding = [s for s in ours.seen if s.commands.get(ADD)]
+    fills = [s.commands[ADD] for s in adding]
+    shares = [s.base64_bytes / DEFAULT_BUDGET for s in adding]
+    print(
+        f"exporter: batches listing products: {len(listing)} "
+        f"({sum(s.commands['catalog.productImage.list'] for s in listing)} products); "
+        f"batches of adds: {len(adding)} ({min(fills, default=0)}-{max(fills, default=0)} "
+        f"adds, base64 {min(shares, default=0):.1%}-{max(shares, default=0):.1%} of 8 MiB); "
+        f"other requests: {len(ours.seen) - len(listing) - len(adding)}; report: "
+        f"{report['counts']['restored']} restored, {report['counts']['failed']} failed"
+    )
+    print("checks:")
+    for run in runs:
+        print(f"  {run.label}: {run.checks.text(images)}")
+    print("time, as the target saw it:")
+    for run in runs:
+        print(f"  {timeline(run)}")
+    print(
+        "simulated target's CPU s while serving: "
+        + ", ".join(f"{run.label} {run.portal_cpu:.1f}" for run in runs)
+    )
+    print(f"the exporter's start-up (`--version`) takes {start_up:.2f} s of its wall time")
+    between = time_split(ours)[3]
+    print(
+        f"exporter against both: {ours.finished.wall:.1f} s for "
+        + (f"{ideal:.1f} s the limit allows" if ideal is not None else "no limit")
+        + f" and the floor's {floor:.1f} s ({ours.finished.wall / floor:.2f}x); "
+        f"{between:.1f} s of it with no request at the target, the client preparing the "
+        "next one"
+    )
+    if naive is not None:
+        print(
+            f"exporter / naive: wall {ours.finished.wall / naive.finished.wall:.3f}, "
+            f"REST requests {ours.stats['rest_requests'] / naive.stats['rest_requests']:.3f}, "
+            f"CPU {ours.finished.cpu / max(naive.finished.cpu, 1e-9):.2f}, "
+            f"peak RSS {ours.finished.rss_mb / naive.finished.rss_mb:.2f}"
+        )
+
+
+async def naive_restore(webhook: str, export: Path, rps: float) -> None:
+    """What a first restore script would do: each exported file, by its sidecar, as one
+    `catalog.productImage.add` of its own, one at a time, polite to the limit."""
+    import aiohttp
+
+    polite = pacer(rps)
+    sidecars = sorted(
+        p
+        for p in export.rglob("*.json")
+        if STATE_DIR not in p.relative_to(export).parts and p.parent != export
+    )
+    async with aiohttp.ClientSession() as session:
+        for sidecar in sidecars:
+            image = json.loads(sidecar.read_text(encoding="utf-8"))["productImage"]
+            content = sidecar.with_suffix("").read_bytes()
+            body = {
+                "fields": {"productId": int(image["productId"]), "type": image["type"]},
+                "fileContent": [image["name"], base64.b64encode(content).decode("ascii")],
+            }
+            while True:
+                await polite()
+                async with session.post(f"{webhook}{ADD}", json=body) as answer:
+                    await answer.read()
+                    if answer.status == 503:
+                        await asyncio.sleep(1)
+                        continue
+                    break
+
+
+async def replay(webhook: str, folder: Path, result: Path) -> None:
+    """Send recorded request bodies again, in order, one at a time; time only the sending."""
+    import aiohttp
+
+    index = json.loads((folder / "index.json").read_text())
+    bodies = [
+        (method, content_type, (folder / f"{n:05d}.body").read_bytes())
+        for n, (method, content_type) in enumerate(index)
+    ]
+    statuses: Counter[int] = Counter()
+    async with aiohttp.ClientSession() as session:
+        began = time.monotonic()
+        for method, content_type, body in bodies:
+            headers = {"Content-Type": content_type}
+            async with session.post(f"{webhook}{method}", data=body, headers=headers) as answer:
+                await answer.read()
+                statuses[answer.status] += 1
+        took = time.monotonic() - began
+    result.write_text(json.dumps({"seconds": took, "statuses": statuses}))
+
+
+def run_fast(work: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed, as the exporter does."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(work)
+    else:
+        uvloop.run(work)
+
+
 def _own_cpu() -> float:
     """CPU seconds of this process (the simulated portal's thread does nearly all of it)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -540,6 +1082,14 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
         webhook, manifest, out, rps = sys.argv[2:6]
         asyncio.run(naive_client(webhook, Path(manifest), Path(out), float(rps)))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_naive_restore":
+        webhook, export, rps = sys.argv[2:5]
+        asyncio.run(naive_restore(webhook, Path(export), float(rps)))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_replay":
+        webhook, folder, result = sys.argv[2:5]
+        run_fast(replay(webhook, Path(folder), Path(result)))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -581,6 +1131,19 @@ def main() -> None:
     thr.add_argument("--seed", type=int, default=1)
     thr.add_argument("--repeat", type=int, default=3, help="rounds, alternating (default 3)")
     thr.set_defaults(run=bench_throughput, competitor=0.0, operating_cost=0.0)
+    res = modes.add_parser(
+        "restore", help="an export uploaded into an empty target, a naive client, the floor"
+    )
+    res.add_argument("--images", type=int, default=2000)
+    res.add_argument("--size", default="20K-200K", help="image sizes (default 20K-200K)")
+    res.add_argument(
+        "--rps", type=float, default=20.0, help="the target's limit; 0 = none (default 20)"
+    )
+    res.add_argument("--burst", type=int, default=50)
+    res.add_argument("--concurrency", type=int, default=8, help="downloads of the export")
+    res.add_argument("--seed", type=int, default=1)
+    res.add_argument("--no-baseline", action="store_true", help="no naive restore")
+    res.set_defaults(run=bench_restore)
     args = parser.parse_args()
     args.run(args)
 
