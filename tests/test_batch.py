@@ -248,3 +248,24 @@ def test_a_batch_answer_without_result_sections_is_an_unexpected_answer() -> Non
     with pytest.raises(TransientError) as caught:
         parse_batch_answer({"result": [], "time": {}}, [get_call(1, 1)])
     assert caught.value.code == "ERROR_UNEXPECTED_ANSWER"
+
+
+def test_a_long_base64_value_is_encoded_exactly_as_urlencode_does_it() -> None:
+    import base64
+    import os
+    from urllib.parse import urlencode
+
+    from exporter.portal.batch import BatchCall, php_pairs
+
+    body = base64.b64encode(os.urandom(30_000) + b"\xfb\xff\xfe").decode()
+    assert {"+", "/", "="} & set(body)
+    params = {
+        "fields": {"productId": 7, "type": "MORE_PHOTO"},
+        "fileContent": ["a b+&=é.png", body],
+        "note": "x" * 300 + " +/é",  # long, but not base64: the ordinary way
+    }
+    call = BatchCall.of("u1", "catalog.productImage.add", params)
+    expected = f"catalog.productImage.add?{urlencode(php_pairs(params))}"
+    assert call.command() == expected
+    assert call.prepared().command() == expected
+    assert call.prepared().as_params() == params

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream as Sender
 
 from exporter.config import Config
 from exporter.destination.base import Destination
@@ -51,6 +52,7 @@ from exporter.jobs.progress import ProgressView, Snapshot, show_progress
 from exporter.jobs.report import Failure, write_report
 from exporter.jobs.session import http_session, portal_client
 from exporter.model import ImageRef, Incoming, ProductImage
+from exporter.portal.batch import BatchCall
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.products import find_products
@@ -529,32 +531,48 @@ class _Sender:
         self.rounds: dict[ImageRef, int] = defaultdict(int)
 
     async def upload(self, candidates: list[Candidate]) -> None:
+        """Upload every candidate once. The next batch is read, checked and encoded while
+        the one before it is on its way, so the portal and this machine work side by side."""
         queue = candidates
         while queue:
-            packer: Packer[_Pending] = Packer(self.job.options.budget)
             unknown: list[_Pending] = []
+            ready_tx, ready_rx = anyio.create_memory_object_stream[list[_Pending]]()
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._pack, queue, ready_tx)
+                    async with ready_rx:
+                        async for batch in ready_rx:
+                            unknown += await self._send(batch)
+            except BaseExceptionGroup as group:
+                raise primary_exception(group) from None
+            queue = await self._settle(unknown) if unknown else []
+
+    async def _pack(self, queue: list[Candidate], ready: Sender[list[_Pending]]) -> None:
+        """The candidates read and checked, in batches by bytes and count, as they fill."""
+        async with ready:
+            packer: Packer[_Pending] = Packer(self.job.options.budget)
             for number, candidate in enumerate(queue):
                 pending = await self._read(candidate, number)
                 if pending is None:
                     continue
                 full = packer.add(pending)
                 if full:
-                    unknown += await self._send(full)
-            unknown += await self._send(packer.flush())
-            queue = await self._settle(unknown) if unknown else []
+                    await ready.send(full)
+            last = packer.flush()
+            if last:
+                await ready.send(last)
 
     async def _read(self, candidate: Candidate, number: int) -> _Pending | None:
-        """The candidate's file, re-hashed against its sidecar; a corrupt one fails here."""
+        """The candidate's file, re-hashed against its sidecar and encoded for a batch (in a
+        worker thread); a corrupt one fails here."""
         facts = candidate.facts
         data = await self.job.source.read_file(candidate.key)
-        if len(data) != facts.size:
-            why = f"size {len(data)}, sidecar says {facts.size}"
-        elif hashlib.sha256(data).hexdigest() != facts.sha256:
-            why = "sha256 differs from the sidecar"
-        else:
-            name = facts.image_name or Path(candidate.key).name
-            kind = facts.image_type or "MORE_PHOTO"
-            return _Pending(candidate, Upload(f"u{number}", candidate.target, kind, name, data))
+        name = facts.image_name or Path(candidate.key).name
+        kind = facts.image_type or "MORE_PHOTO"
+        upload = Upload(f"u{number}", candidate.target, kind, name, data)
+        why, call = await anyio.to_thread.run_sync(_checked, upload, facts, not self.alone)
+        if why is None:
+            return _Pending(candidate, upload, call)
         self.job.tally.fail(candidate.source, CorruptFile(f"{candidate.key}: {why}"))
         return None
 
@@ -566,7 +584,7 @@ class _Sender:
             return await self._send_alone(batch)
         self._record_sent(batch)
         try:
-            outcomes = await add_batch(self.client, [p.upload for p in batch])
+            outcomes = await add_batch(self.client, [(p.upload, p.call) for p in batch])
         except (BatchRefusedError, RequestTooLargeError) as exc:
             # Refused as a whole, unrun: each goes alone (and so does every later one
             # when the portal refuses adds in batch).
@@ -677,6 +695,7 @@ class _Pending:
 
     candidate: Candidate
     upload: Upload
+    call: BatchCall | None = field(default=None, repr=False)  # its batch command, made ahead
 
     @property
     def source(self) -> ImageRef:
@@ -686,6 +705,19 @@ class _Pending:
     @property
     def encoded_size(self) -> int:
         return self.upload.encoded_size
+
+
+def _checked(
+    upload: Upload, facts: SidecarFacts, for_batch: bool
+) -> tuple[str | None, BatchCall | None]:
+    """Why the upload's bytes are not the exported file's (None: they are), and its batch
+    command made ahead when it may go in a batch."""
+    data = upload.content
+    if len(data) != facts.size:
+        return f"size {len(data)}, sidecar says {facts.size}", None
+    if hashlib.sha256(data).hexdigest() != facts.sha256:
+        return "sha256 differs from the sidecar", None
+    return None, upload.batch_call().prepared() if for_batch else None
 
 
 def _ids_and_names(images: list[ProductImage]) -> list[tuple[int, str]]:

@@ -8,10 +8,12 @@ non-numeric strings, and a command missing from every section is treated as not 
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from exporter.errors import PortalError, classify_portal_error, garbled_answer
 
@@ -26,6 +28,7 @@ class BatchCall:
     method: str
     params: tuple[tuple[str, int | str], ...]  # flat PHP keys: filter[>id]=…
     nested: Mapping[str, Any] | None = None  # the same, as the JSON body of a call alone
+    text: str | None = field(default=None, repr=False)  # the command string, made ahead
 
     @classmethod
     def of(cls, key: str, method: str, params: Mapping[str, Any]) -> BatchCall:
@@ -33,12 +36,33 @@ class BatchCall:
         return cls(key, method, tuple(php_pairs(params)), params)
 
     def command(self) -> str:
-        """The call as a batch command string: `method?query`."""
-        return f"{self.method}?{urlencode(self.params)}"
+        """The call as a batch command string: `method?query`, every value percent-encoded
+        as `urlencode` does it (a long base64 value the quick way, to the same text)."""
+        if self.text is not None:
+            return self.text
+        query = "&".join(f"{quote_plus(str(k))}={_quoted(v)}" for k, v in self.params)
+        return f"{self.method}?{query}"
+
+    def prepared(self) -> BatchCall:
+        """The same call with its command string made now (off the sending path)."""
+        return dataclasses.replace(self, text=self.command())
 
     def as_params(self) -> Mapping[str, Any]:
         """The call's parameters for a request of its own."""
         return self.nested if self.nested is not None else dict(self.params)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+_LONG = 256  # below this, quote_plus is as quick
+
+
+def _quoted(value: int | str) -> str:
+    """`quote_plus` of a value; base64 text needs only its three symbols replaced, which is
+    a hundred times quicker for a file's worth of it than quoting character by character."""
+    text = str(value)
+    if len(text) > _LONG and _BASE64.fullmatch(text):
+        return text.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+    return quote_plus(text)
 
 
 def php_pairs(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, int | str]]:

@@ -15,7 +15,7 @@ add is never sent again once it may have reached the portal (the client's
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -115,12 +115,15 @@ async def add_alone(client: PortalClient, upload: Upload) -> ProductImage:
 
 
 async def add_batch(
-    client: PortalClient, uploads: list[Upload]
+    client: PortalClient, uploads: Sequence[Upload | tuple[Upload, BatchCall | None]]
 ) -> dict[str, ProductImage | PortalError]:
-    """Adds in one batch: each upload's new image, or the error it failed with."""
-    answer = await client.batch([upload.batch_call() for upload in uploads], idempotent=False)
+    """Adds in one batch: each upload's new image, or the error it failed with. An upload
+    may come with its batch command made ahead (`BatchCall.prepared`)."""
+    pairs = [item if isinstance(item, tuple) else (item, None) for item in uploads]
+    calls = [call or upload.batch_call() for upload, call in pairs]
+    answer = await client.batch(calls, idempotent=False)
     outcomes: dict[str, ProductImage | PortalError] = {}
-    for upload in uploads:
+    for upload, _ in pairs:
         outcome = answer.outcomes[upload.key]
         if isinstance(outcome, PortalError):
             outcomes[upload.key] = outcome
