@@ -25,6 +25,9 @@ DESCRIPTION = "Serve the simulated portal on loopback and print its webhook URL.
 EPILOG = (
     "examples:\n  b24-image-exporter simulate --port 8024 --manifest-out manifest.csv\n"
     "  (then set portal.webhook_url to the URL it prints)\n"
+    "  b24-image-exporter simulate --port 8025 --first-id 50001 --empty\n"
+    "  (another portal with the same products under other ids and no images: a target\n"
+    "  for restore --match-by xmlId)\n"
     "  b24-image-exporter simulate --rps 5 --burst 250 --faults \\\n"
     "      500=0.1,drop=0.05,truncate=0.05,html=0.02,slow=0.01,link_ttl=60,seed=7"
 )
@@ -45,6 +48,19 @@ def add_arguments(simulate: argparse.ArgumentParser) -> None:
     option("--products", type=positive, default=100, metavar="N", help="products (default: 100)")
     option("--images", type=positive, default=500, metavar="N", help="images (default: 500)")
     option("--seed", type=int, default=1, help="seed of the generated catalog (default: 1)")
+    option(
+        "--first-id",
+        type=positive,
+        default=1,
+        metavar="ID",
+        help="first product id; the same seed gives the same products (names, xmlIds) "
+        "under other ids, as another portal would (default: 1)",
+    )
+    option(
+        "--empty",
+        action="store_true",
+        help="the products without any image: a target to restore or migrate into",
+    )
     option("--manifest-out", type=Path, metavar="FILE", help="write a CSV manifest of every image")
     option(
         "--downloads-uncounted",
@@ -70,8 +86,9 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     from exporter.jobs.demo import write_manifest
     from exporter.simulator import Catalog, FaultSettings, PortalSettings
 
+    images = 0 if args.empty else max(args.images, args.products)
     catalog = Catalog.generate(
-        products=args.products, images=max(args.images, args.products), seed=args.seed
+        products=args.products, images=images, seed=args.seed, first_id=args.first_id
     )
     try:
         settings = PortalSettings(
