@@ -14,10 +14,11 @@ keeps receiving while a block is digested and stored; fsync and rename run there
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from exporter.atomic import (
 )
 from exporter.config import OutputConfig
 from exporter.destination.base import Sink
-from exporter.destination.index import STATE_DIR, ExportIndex
+from exporter.destination.index import STATE_DIR, ExportIndex, IndexEntry
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import PathRegistry, render_layout
 from exporter.destination.sidecar import (
@@ -143,34 +144,32 @@ class FolderDestination:
         return self._opened().gone_since(ref)
 
     async def mark_gone(self, ref: ImageRef, since: str | None) -> None:
-        index = self._opened()
-        entry = index.entries.get(ref)
+        entry = self._opened().entries.get(ref)
         if entry is None or entry.gone == since:
             return
-        file = self.root / entry.path
-        try:
-            # The sidecar first: it is the truth the index is rebuilt from.
-            await anyio.to_thread.run_sync(rewrite_gone, file, since)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not a sidecar"
-            raise OutputError(f"cannot mark {file} gone in its sidecar: {reason}") from None
-        index.add(ref, entry.path, entry.size, since, described=entry.described)
+        await self._rewrite(entry, lambda file: rewrite_gone(file, since), "mark it gone")
+        self._opened().add(ref, entry.path, entry.size, since, described=entry.described)
 
     def described(self, ref: ImageRef) -> bool:
         return self._opened().described(ref)
 
     async def describe(self, ref: ImageRef, product: ProductInfo) -> None:
-        index = self._opened()
-        entry = index.entries.get(ref)
+        entry = self._opened().entries.get(ref)
         if entry is None:
             return
+        change = functools.partial(rewrite_product, product=product)
+        await self._rewrite(entry, change, "add its product")
+        self._opened().add(ref, entry.path, entry.size, entry.gone, described=True)
+
+    async def _rewrite(self, entry: IndexEntry, change: Callable[[Path], None], what: str) -> None:
+        """Change an export's sidecar (in a thread), before its index line: the sidecar is
+        the truth the index is rebuilt from."""
         file = self.root / entry.path
         try:
-            await anyio.to_thread.run_sync(rewrite_product, file, product)
+            await anyio.to_thread.run_sync(change, file)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not a sidecar"
-            raise OutputError(f"cannot describe the product in {file}.json: {reason}") from None
-        index.add(ref, entry.path, entry.size, entry.gone, described=True)
+            raise OutputError(f"cannot {what} in the sidecar of {file}: {reason}") from None
 
     def gone_images(self) -> list[tuple[ImageRef, str]]:
         index = self._opened()

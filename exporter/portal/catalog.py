@@ -190,7 +190,7 @@ async def walk_rows(
                 if step.action in ROUND_STEPS:
                     continue  # asked again next round (alone, if refused in a batch)
             try:
-                rows = _page_rows(outcome, catalog.rows_key, last_id[catalog])
+                rows = page_rows(outcome, catalog.rows_key, last_id[catalog])
             except PortalError as exc:
                 log.warning("catalog iblock %d skipped: %s", catalog.iblock, exc)
                 progress.skipped_iblocks.append((catalog.iblock, exc))
@@ -317,7 +317,7 @@ def page_call(
     return BatchCall.of(key or f"iblock{catalog.iblock}", catalog.list_method, params)
 
 
-def _page_rows(
+def page_rows(
     result: Any | PortalError, rows_key: str, after: int
 ) -> list[tuple[int, Mapping[str, Any]]]:
     """The rows of one page by ascending id, checked to move past `after`."""

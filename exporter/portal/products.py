@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.config import MAX_BATCH_SIZE
-from exporter.errors import ImageError, PortalError, PortalUnavailableError, garbled_answer
+from exporter.errors import ImageError, PortalError, PortalUnavailableError
 from exporter.model import ProductInfo
 from exporter.portal.batch import BatchCall
 from exporter.portal.catalog import (
@@ -31,6 +31,7 @@ from exporter.portal.catalog import (
     TradeCatalog,
     as_id,
     page_call,
+    page_rows,
     trade_catalogs,
     walk_rows,
 )
@@ -177,16 +178,17 @@ async def _lookup(
         ]
         outcomes = await fetcher.run(calls)
         following: list[tuple[Sequence[Any], int]] = []
-        for (chunk, _), call in zip(queries, calls, strict=True):
-            outcome = outcomes[call.key]
-            rows = _rows(outcome, catalog)
-            if isinstance(rows, PortalError):
-                log.warning("catalog iblock %d: products not looked up: %s", catalog.iblock, rows)
-                record.failed.append((catalog.iblock, rows))
+        for (chunk, after), call in zip(queries, calls, strict=True):
+            try:
+                rows = page_rows(outcomes[call.key], catalog.rows_key, after)
+            except PortalError as exc:
+                log.warning("catalog iblock %d: products not looked up: %s", catalog.iblock, exc)
+                record.failed.append((catalog.iblock, exc))
                 return found  # the rest of this catalog would fail the same way
-            found.extend(rows)
+            infos = [product_info(row) for _, row in rows]
+            found.extend(info for info in infos if info is not None)
             if len(rows) >= PAGE_SIZE and field_name != "id":
-                following.append((chunk, max(info.id for info in rows)))
+                following.append((chunk, rows[-1][0]))
         queries = following
     return found
 
@@ -196,13 +198,3 @@ def _narrowed(
 ) -> BatchCall:
     narrow = {field_name: list(chunk)}
     return page_call(catalog, select_for(catalog), after, narrow, key=f"c{catalog.iblock}_{number}")
-
-
-def _rows(outcome: Any | PortalError, catalog: TradeCatalog) -> list[ProductInfo] | PortalError:
-    if isinstance(outcome, PortalError):
-        return outcome
-    entries = outcome.get(catalog.rows_key) if isinstance(outcome, Mapping) else None
-    if not isinstance(entries, list):
-        return garbled_answer(200, f"a product list without {catalog.rows_key}")
-    infos = [product_info(entry) for entry in entries if isinstance(entry, Mapping)]
-    return [info for info in infos if info is not None]

@@ -55,13 +55,7 @@ class Upload:
 
     def batch_call(self) -> BatchCall:
         """The add as a batch command (flat PHP keys, percent-encoded when sent)."""
-        params: tuple[tuple[str, int | str], ...] = (
-            ("fields[productId]", self.product_id),
-            ("fields[type]", self.type),
-            ("fileContent[0]", self.name),
-            ("fileContent[1]", self._base64()),
-        )
-        return BatchCall(self.key, ADD_METHOD, params)
+        return BatchCall.of(self.key, ADD_METHOD, self.params())
 
     def params(self) -> dict[str, Any]:
         """The add as the JSON body of a request of its own."""
