@@ -9,6 +9,7 @@ not depend on its working directory.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import os
 import re
@@ -87,11 +88,30 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """An object-store destination: `s3://bucket/prefix` and how to reach the store
+    (credentials come from the standard AWS variables and profile chain, never here)."""
+
+    url: str  # as given, normalised: s3://bucket or s3://bucket/prefix
+    bucket: str
+    prefix: str  # "" or "a/b", no slash at either end
+    endpoint_url: str | None = None  # None: Amazon S3 itself
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
-    """Where the export lands and how each image's path is made."""
+    """Where the export lands and how each image's path is made. With an object store,
+    `dir` is the export's local state folder (index, lock, journals, the default report)."""
 
     dir: Path
     layout: str
+    store: StoreConfig | None = None
+
+    @property
+    def where(self) -> str:
+        """The destination as the user names it: the folder, or the store's URL."""
+        return self.store.url if self.store is not None else str(self.dir)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +139,7 @@ class Overrides(TypedDict, total=False):
     """What the command line says over the file; None is "not given"."""
 
     manifest: Path | None
-    output_dir: Path | None  # the report in the file's output.dir moves along
+    output_dir: Path | str | None  # a folder or s3:// URL; the file's report moves along
     report: Path | None
     rate: float | None  # rate_limit.requests_per_second, within the same bounds
     burst: int | None  # rate_limit.burst, within the same bounds
@@ -187,7 +207,16 @@ def parse_config(
         portal = _read_portal(reader, top)
         manifest_path = top.path("manifest", None)
         with reader.section(top.mapping("output"), "output") as out:
-            out_dir = out.path("dir", "export")
+            dir_text = out.string("dir", None)
+            store: StoreConfig | None = None
+            out_dir: Path | None
+            if dir_text is not None and is_store_url(dir_text):
+                store = _read_store(reader, "output.dir", dir_text, out.mapping("s3"))
+                out_dir = store_state_dir(store, env)
+            else:
+                out_dir = out.path("dir", "export")
+                if out.mapping("s3") is not None:
+                    reader.errors.append("output.s3: only for an s3:// output.dir")
             layout = out.string("layout", DEFAULT_LAYOUT)
         with reader.section(top.mapping("rate_limit"), "rate_limit") as rl:
             per_second = rl.number("requests_per_second", 2.0, minimum=MIN_RATE)
@@ -211,6 +240,15 @@ def parse_config(
         lines = "\n".join(f"  {error}" for error in reader.errors)
         raise ConfigError(f"invalid configuration in {source}:\n{lines}")
     assert portal is not None and out_dir is not None and layout is not None
+    if isinstance(output_dir, str) and is_store_url(output_dir):
+        store = _read_store(reader, "--output", output_dir, raw_store_section(raw))
+        output_dir = store_state_dir(store, env)
+        if reader.errors:
+            lines = "\n".join(f"  {error}" for error in reader.errors)
+            raise ConfigError(f"invalid configuration in {source}:\n{lines}")
+    elif output_dir is not None:
+        output_dir = Path(output_dir)
+        store = None
     final_out = output_dir or out_dir
     if output_dir is not None and report_path is not None and report_path.is_relative_to(out_dir):
         # The file's report lies in its output folder: it belongs to the export and moves
@@ -220,7 +258,7 @@ def parse_config(
     return Config(
         portal=portal,
         manifest=overrides.get("manifest") or manifest_path,
-        output=OutputConfig(final_out, layout),
+        output=OutputConfig(final_out, layout, store),
         rate_limit=RateLimitConfig(per_second, burst_size, shares),
         batch_size=batch_size,
         download_concurrency=downloads,
@@ -484,3 +522,62 @@ class _Section:
             hint = difflib.get_close_matches(str(key), sorted(self._known), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             self._reader.errors.append(f"{self._key(str(key))}: unknown key{suggestion}")
+
+
+STORE_SCHEMES = ("s3://",)
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_store_url(text: str) -> bool:
+    """Whether an output names an object store rather than a folder."""
+    return text.strip().lower().startswith(STORE_SCHEMES)
+
+
+def raw_store_section(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The file's output.s3 mapping, for an s3:// URL given on the command line."""
+    output = raw.get("output")
+    section = output.get("s3") if isinstance(output, Mapping) else None
+    return section if isinstance(section, Mapping) else None
+
+
+def parse_store_url(text: str) -> tuple[str, str] | str:
+    """(bucket, prefix) of an s3:// URL, or what is wrong with it."""
+    rest = text.strip()[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET_NAME.match(bucket):
+        return f"{bucket or '(none)'} is not a bucket name (3-63 of a-z, 0-9, '.', '-')"
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        return "the prefix has an empty, '.' or '..' part"
+    return bucket, prefix
+
+
+def _read_store(
+    reader: _Reader, where: str, text: str, section: Mapping[str, Any] | None
+) -> StoreConfig:
+    parsed = parse_store_url(text)
+    if isinstance(parsed, str):
+        reader.errors.append(f"{where}: {parsed}")
+        parsed = ("invalid", "")
+    bucket, prefix = parsed
+    endpoint = region = None
+    with reader.section(section, "output.s3") as sec:
+        endpoint = sec.string("endpoint_url", None)
+        region = sec.string("region", None)
+    if endpoint is not None:
+        parts = urlsplit(endpoint.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            reader.errors.append("output.s3.endpoint_url: must be an http(s):// URL")
+        elif parts.username or parts.password:
+            reader.errors.append("output.s3.endpoint_url: no credentials in the URL")
+    url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    return StoreConfig(url, bucket, prefix, endpoint.strip() if endpoint else None, region)
+
+
+def store_state_dir(store: StoreConfig, env: Mapping[str, str]) -> Path:
+    """The local state folder of an object-store export, under the user's cache folder,
+    keyed by the store and the URL (two endpoints with the same bucket name differ)."""
+    cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    key = hashlib.sha256(f"{store.endpoint_url or 'aws'}\n{store.url}".encode()).hexdigest()
+    name = f"{store.bucket}-{key[:16]}"
+    return Path(cache).expanduser() / "b24-image-exporter" / "stores" / name

@@ -27,6 +27,7 @@ from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
 from exporter.jobs.export import ExportJob
 from exporter.jobs.metrics import write_metrics
 from exporter.jobs.report import usage_error_report, write_report
+from exporter.jobs.session import destination_for
 from exporter.manifest import formats_help
 
 if TYPE_CHECKING:
@@ -54,11 +55,20 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         help=f"manifest ({formats_help(short=True)}); overrides manifest",
     )
     run.add_argument(
-        "-o", "--output", type=Path, metavar="DIR", help="output folder; overrides output.dir"
+        "-o",
+        "--output",
+        metavar="DIR|URL",
+        help="output folder or s3://bucket/prefix; overrides output.dir",
     )
     run.add_argument("--report", type=Path, metavar="FILE", help="report path; overrides report")
     add_rate_options(run)
     run.add_argument("--force", action="store_true", help="export again images already done")
+    run.add_argument(
+        "--reindex",
+        action="store_true",
+        help="an s3:// output: rebuild the local index of done images from the store's "
+        "listing and sidecars",
+    )
     run.add_argument(
         "--recheck",
         action="store_true",
@@ -107,6 +117,7 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     job = ExportJob(
         config,
         force=args.force,
+        destination=destination_for(config, reindex=args.reindex),
         progress=runner.progress_view(),
         discover=args.discover,
         recheck=args.recheck,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -52,13 +52,25 @@ class ExportIndex:
     @classmethod
     def open(cls, root: Path) -> ExportIndex:
         """Load the index of `root`, rebuilding it from sidecars when it is missing."""
-        path = root / STATE_DIR / INDEX_NAME
-        if path.exists():
+        return cls.open_at(root, root / STATE_DIR / INDEX_NAME, lambda: _scan_sidecars(root))
+
+    @classmethod
+    def open_at(
+        cls,
+        root: Path,
+        path: Path,
+        rebuild: Callable[[], dict[ImageRef, IndexEntry]],
+        *,
+        anew: bool = False,
+    ) -> ExportIndex:
+        """Load the index file at `path`, or (missing, or `anew`) write it from `rebuild()`,
+        the entries the export's sidecars tell."""
+        if path.exists() and not anew:
             entries, lines = _load(path)
             if lines > 2 * len(entries) + 1000:
                 _rewrite(path, entries)
         else:
-            entries = _scan_sidecars(root)
+            entries = rebuild()
             path.parent.mkdir(parents=True, exist_ok=True)
             _rewrite(path, entries)
             if entries:

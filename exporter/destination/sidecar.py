@@ -59,8 +59,12 @@ def write_sidecar(
 
 
 def _write_document(path: Path, document: dict[str, Any]) -> None:
-    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
-    write_atomic_sync(path, text.encode("utf-8"))
+    write_atomic_sync(path, document_bytes(document))
+
+
+def document_bytes(document: dict[str, Any]) -> bytes:
+    """A sidecar's document as its file holds it."""
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one
@@ -149,14 +153,20 @@ def rewrite_product(file: Path, product: ProductInfo) -> None:
 def _rewrite(file: Path, name: str, value: dict[str, Any] | None) -> None:
     """Set (None: drop) one top-level entry of a sidecar; `ValueError` for no sidecar."""
     path = sidecar_path(file)
-    document = json.loads(path.read_bytes())
+    _write_document(path, changed_document(path.read_bytes(), name, value))
+
+
+def changed_document(raw: bytes, name: str, value: dict[str, Any] | None) -> dict[str, Any]:
+    """A sidecar's document with one top-level entry set (None: dropped); `ValueError`
+    when `raw` is not a sidecar's JSON object."""
+    document = json.loads(raw)
     if not isinstance(document, dict):
         raise ValueError("not a sidecar")
     if value is None:
         document.pop(name, None)
     else:
         document[name] = value
-    _write_document(path, document)
+    return document
 
 
 def load_sidecar(path: str | Path) -> SidecarFacts | Rejected:

@@ -198,14 +198,14 @@ class ExportJob:
         config = self.config
         if self.discover:
             log.info("exporting every catalog image of %s into %s", config.portal.host,
-                     config.output.dir)  # fmt: skip
+                     config.output.where)  # fmt: skip
         elif config.manifest is None:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
         else:
             rows = validate_manifest(config.manifest)
             state.expect(named_images(config.manifest))
             log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
-                     config.output.dir)  # fmt: skip
+                     config.output.where)  # fmt: skip
 
     def _client(self, session: aiohttp.ClientSession) -> PortalClient:
         return portal_client(self.config, session, clock=self._clock, budget=self._budget)

@@ -50,8 +50,14 @@ def http_session(config: Config) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES)
 
 
-def destination_for(config: Config) -> Destination:
+def destination_for(config: Config, *, reindex: bool = False) -> Destination:
     """Where `output` says the export lands (the run's report is no image's place)."""
+    if config.output.store is not None:
+        from exporter.destination.store import StoreDestination
+
+        return StoreDestination(
+            config.output, config.portal.host, retries=config.retries, reindex=reindex
+        )
     return FolderDestination(config.output, config.portal.host, reserved=[config.report])
 
 

@@ -1,0 +1,400 @@
+"""Object storage as the destination, against a real S3-compatible server (SeaweedFS).
+
+Every object is read back with a client of the test's own (aiobotocore, not the
+destination's code) and compared with the simulated portal's bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiobotocore.session import get_session
+
+from exporter.config import Config, parse_config
+from exporter.destination.store import MIN_PART_BYTES, StoreDestination
+from exporter.errors import LockedError
+from exporter.jobs.export import ExportJob, ExportResult
+from exporter.simulator import PortalSettings
+from exporter.simulator.catalog import Catalog
+from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
+from tests.support import catalog_of, portal_for, raw_config, write_manifest
+from tests.test_resilience import (
+    DownloadGate,
+    MiB,
+    portal_thread,
+    run_exporter,
+    start_exporter,
+    wait_until,
+)
+
+BUCKET = "b24-test"
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    server = SeaweedFS.start(tmp_path_factory.mktemp("seaweed"), buckets=(BUCKET,))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The store's identity from the standard variables; no profile of the machine's."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+_prefixes = iter(range(1, 10_000))
+
+
+def new_prefix(name: str) -> str:
+    return f"{name}-{os.getpid()}-{next(_prefixes)}"
+
+
+def store_config(portal_url: str, manifest: Path, prefix: str, server: SeaweedFS) -> Config:
+    raw = raw_config(portal_url, manifest, Path("unused"))
+    raw["output"] = {
+        "dir": f"s3://{BUCKET}/{prefix}",
+        "s3": {"endpoint_url": server.endpoint, "region": REGION},
+    }
+    return parse_config(raw, base_dir=manifest.parent, env=os.environ)
+
+
+async def run(config: Config, **options: Any) -> tuple[ExportResult, StoreDestination]:
+    destination = StoreDestination(config.output, config.portal.host, **options)
+    result = await ExportJob(config, destination=destination).run()
+    return result, destination
+
+
+class Reader:
+    """The test's own view of the bucket."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def keys(self, prefix: str) -> dict[str, int]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=prefix + "/"
+        )
+        found: dict[str, int] = {}
+        async for page in pages:
+            for item in page.get("Contents") or []:
+                found[item["Key"][len(prefix) + 1 :]] = item["Size"]
+        return found
+
+    async def read(self, prefix: str, key: str) -> bytes:
+        got = await self.client.get_object(Bucket=BUCKET, Key=f"{prefix}/{key}")
+        async with got["Body"] as stream:
+            data: bytes = await stream.read()
+        return data
+
+    async def unfinished_uploads(self, prefix: str) -> list[str]:
+        page = await self.client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix + "/")
+        return [upload["Key"] for upload in page.get("Uploads") or []]
+
+
+@pytest.fixture
+async def reader(seaweed: SeaweedFS) -> AsyncIterator[Reader]:
+    session = get_session()
+    async with session.create_client(
+        "s3",
+        endpoint_url=seaweed.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as client:
+        yield Reader(client)
+
+
+async def assert_exported_whole(reader: Reader, prefix: str, catalog: Catalog) -> dict[str, Any]:
+    """Every image object equals the portal's bytes, and its sidecar says so; returns the
+    sidecars by key."""
+    keys = await reader.keys(prefix)
+    images = {k for k in keys if not k.endswith(".json") and not k.startswith(".b24")}
+    sidecars = {}
+    for key in images:
+        sidecar = json.loads(await reader.read(prefix, key + ".json"))
+        body = await reader.read(prefix, key)
+        image_id = int(sidecar["productImage"]["id"])
+        assert body == catalog.image_bytes(image_id), key
+        assert sidecar["file"]["sha256"] == hashlib.sha256(body).hexdigest()
+        assert sidecar["file"]["size"] == len(body) == keys[key]
+        sidecars[key] = sidecar
+    return sidecars
+
+
+async def test_an_export_lands_byte_exact_as_objects_with_their_sidecars(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(50, 500)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("whole")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        result, _ = await run(config)
+    assert result.exit_code == 0
+    assert result.report["counts"]["exported"] == 500
+    sidecars = await assert_exported_whole(reader, prefix, catalog)
+    assert len(sidecars) == 500
+    exported = {
+        (int(s["productImage"]["productId"]), int(s["productImage"]["id"]))
+        for s in sidecars.values()
+    }
+    assert exported == set(catalog.pairs())
+    assert await reader.unfinished_uploads(prefix) == []
+    assert config.report.exists()
+
+
+async def test_a_rerun_sends_no_portal_request_and_only_a_listing_to_the_store(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(20, 200)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("rerun")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        first, _ = await run(config)
+        portal.stats.reset()
+        second, destination = await run(config)
+        portal_requests = portal.stats.http_requests
+    assert first.report["counts"]["exported"] == 200
+    assert second.exit_code == 0
+    assert second.report["counts"]["skipped"] == 200
+    assert portal_requests == 0
+    # The lock, the unfinished-upload check, one listing page, the kept report: the same
+    # four requests for 200 images as for 2.
+    assert destination.requests == 4
+
+
+async def test_with_its_local_state_gone_a_rerun_rebuilds_it_from_a_listing_and_downloads_nothing(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(10, 60)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("rebuild")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+        index = config.output.dir / "index.jsonl"
+        assert index.exists()
+        index.unlink()
+        portal.stats.reset()
+        second, _ = await run(config)
+        downloads = portal.stats.downloads
+        portal_requests = portal.stats.http_requests
+    assert second.report["counts"]["skipped"] == 60
+    assert downloads == 0 and portal_requests == 0
+    assert len(index.read_text().splitlines()) == 60
+
+
+async def test_a_deleted_object_is_exported_again(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(5, 20)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("deleted")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+        victim = sorted(k for k in await reader.keys(prefix) if not k.endswith(".json"))[0]
+        await reader.client.delete_object(Bucket=BUCKET, Key=f"{prefix}/{victim}")
+        second, _ = await run(config)
+    assert second.report["counts"]["exported"] == 1
+    await assert_exported_whole(reader, prefix, catalog)
+
+
+async def test_a_large_image_goes_in_parts_and_arrives_whole(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = Catalog.generate(products=2, images=3, seed=5, image_size=(11_000_000, 13_000_000))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("parts")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        result, _ = await run(config, part_bytes=MIN_PART_BYTES)
+    assert result.exit_code == 0
+    sidecars = await assert_exported_whole(reader, prefix, catalog)
+    assert len(sidecars) == 3
+    assert await reader.unfinished_uploads(prefix) == []
+    head = await reader.client.head_object(
+        Bucket=BUCKET, Key=f"{prefix}/{next(iter(sidecars))}", ChecksumMode="ENABLED"
+    )
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload's, of three parts
+
+
+async def test_the_store_checks_each_object_against_the_sha256_sent_with_it(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(2, 4)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("checksum")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+    key = next(k for k in await reader.keys(prefix) if not k.endswith(".json"))
+    head = await reader.client.head_object(
+        Bucket=BUCKET, Key=f"{prefix}/{key}", ChecksumMode="ENABLED"
+    )
+    body = await reader.read(prefix, key)
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+async def test_a_wrong_secret_key_is_exit_4_with_the_refusal_named_and_the_secret_nowhere(
+    tmp_path: Path,
+    seaweed: SeaweedFS,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wrong = "wrong-secret-0123456789abcdefghij"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    catalog = catalog_of(2, 4)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, new_prefix("secret"), seaweed)
+        result, _ = await run(config)
+        downloads = portal.stats.downloads
+    assert result.exit_code == 4
+    text = json.dumps(result.report)
+    assert "SignatureDoesNotMatch" in text
+    assert downloads == 0
+    captured = capsys.readouterr()
+    for where in (text, captured.out, captured.err, caplog.text, config.report.read_text()):
+        assert wrong not in where
+        assert SECRET_KEY not in where
+
+
+async def test_a_missing_bucket_is_exit_4_and_is_not_created(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(2, 4)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, "x", seaweed)
+        raw_output = config.output
+        store = raw_output.store
+        assert store is not None
+        config = parse_config(
+            {
+                **raw_config(portal.webhook_url, manifest, Path("unused")),
+                "output": {
+                    "dir": "s3://no-such-bucket-here/x",
+                    "s3": {"endpoint_url": seaweed.endpoint, "region": REGION},
+                },
+            },
+            base_dir=tmp_path,
+            env=os.environ,
+        )
+        result, _ = await run(config)
+    assert result.exit_code == 4
+    assert "NoSuchBucket" in json.dumps(result.report)
+    buckets = await reader.client.list_buckets()
+    assert "no-such-bucket-here" not in {b["Name"] for b in buckets["Buckets"]}
+
+
+async def test_two_runs_into_one_prefix_are_kept_apart(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(2, 4)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("lock")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        # Another machine's run holds the lock object, refreshed just now.
+        holder = {"host": "another-host", "pid": 4242, "at": time.time()}
+        await reader.client.put_object(
+            Bucket=BUCKET, Key=f"{prefix}/.b24-image-exporter/lock", Body=json.dumps(holder)
+        )
+        with pytest.raises(LockedError, match="another-host"):
+            await run(config)
+        # Its lock left behind by a run of this machine that died: taken over.
+        holder["host"] = socket.gethostname()
+        await reader.client.put_object(
+            Bucket=BUCKET, Key=f"{prefix}/.b24-image-exporter/lock", Body=json.dumps(holder)
+        )
+        taken, _ = await run(config)
+    assert taken.exit_code == 0
+    assert "lock" not in await reader.keys(prefix + "/.b24-image-exporter")
+
+
+def _sync(coro_fn: Any, seaweed: SeaweedFS, *args: Any) -> Any:
+    """Run a check with a reader of its own, outside any event loop (the kill test)."""
+
+    async def go() -> Any:
+        async with get_session().create_client(
+            "s3",
+            endpoint_url=seaweed.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        ) as client:
+            return await coro_fn(Reader(client), *args)
+
+    return asyncio.run(go())
+
+
+async def _every_object_whole(reader: Reader, prefix: str, catalog: Catalog) -> int:
+    """Every image object under a final key, with a sidecar or not, is one image's bytes
+    whole; returns how many there are."""
+    bodies = {catalog.image_bytes(i) for _p, i in catalog.pairs()}
+    keys = [k for k in await reader.keys(prefix) if not k.endswith(".json") and ".b24" not in k]
+    for key in keys:
+        assert await reader.read(prefix, key) in bodies, key
+    return len(keys)
+
+
+def test_kill_9_during_a_multipart_upload_leaves_no_partial_object_and_the_rerun_cleans_up(
+    tmp_path: Path, seaweed: SeaweedFS
+) -> None:
+    catalog = Catalog(seed=41)
+    for n in range(3):
+        catalog.add_image(1 + n, name=f"poster {n}.png", size=24 * MiB)
+    for n in range(10):
+        catalog.add_image(4 + n % 3, name=f"small {n}.png", size=300 + 100 * n)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("kill")
+    with portal_thread(catalog, PortalSettings(rps=None), DownloadGate(delay=0.0)) as portal:
+        raw = raw_config(portal.webhook_url, manifest, Path("unused"))
+        raw["output"] = {
+            "dir": f"s3://{BUCKET}/{prefix}",
+            "s3": {"endpoint_url": seaweed.endpoint, "region": REGION},
+        }
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        proc = start_exporter(tmp_path, config, "killed")
+        try:
+            wait_until(
+                lambda: bool(_sync(Reader.unfinished_uploads, seaweed, prefix)),
+                "a multipart upload under way",
+                proc,
+            )
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(10) == -signal.SIGKILL
+        finally:
+            proc.kill()
+        assert _sync(Reader.unfinished_uploads, seaweed, prefix) != []
+        _sync(_every_object_whole, seaweed, prefix, catalog)
+        code = run_exporter(tmp_path, config, "rerun")
+        assert code == 0, (tmp_path / "rerun.log").read_text()
+    assert _sync(Reader.unfinished_uploads, seaweed, prefix) == []
+    assert _sync(_every_object_whole, seaweed, prefix, catalog) == 13
+    sidecars = _sync(assert_exported_whole, seaweed, prefix, catalog)
+    assert len(sidecars) == 13
