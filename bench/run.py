@@ -8,6 +8,7 @@
     python bench/run.py rate --images 100000 --size 200-400 --rps 0 --no-baseline
     python bench/run.py throughput --images 200 --size 5M --parallel 8
     python bench/run.py restore --images 2000 --size 20K-200K --rps 20 --burst 50
+    python bench/run.py s3 --images 200 --size 5M --parallel 8
 
 `rate` starts the simulated portal with the given limit, runs the exporter against it
 (as a separate process, so its wall time and peak memory are its own) and, in the same
@@ -25,7 +26,9 @@ has the same products and none of the images: the exporter's `restore`, the same
 request bodies sent again without a limit (the bytes floor), and a naive client (one
 `add` per image, one request at a time), each a process of its own; it prints each
 row against the ideal the limit allows and the floor, and checks every image arrived
-once, byte for byte.
+once, byte for byte. `s3` exports into a local SeaweedFS (tests/seaweed.py) and, in
+the same round, copies the same files from a local folder into the same server with
+`rclone copy` (Debian's rclone) as the reference: MiB/s, CPU seconds per GB, peak RSS.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,6 +59,7 @@ from aiohttp.typedefs import Handler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.s3_clients import rclone_env
 from exporter.config import MAX_BATCH_SIZE
 from exporter.destination.index import STATE_DIR
 from exporter.portal.upload import DEFAULT_BUDGET, base64_size
@@ -65,6 +70,10 @@ from exporter.simulator import (
     SimulatedPortal,
     serve_in_thread,
 )
+from tests.seaweed import ACCESS_KEY as SEAWEED_ACCESS_KEY
+from tests.seaweed import REGION as SEAWEED_REGION
+from tests.seaweed import SECRET_KEY as SEAWEED_SECRET_KEY
+from tests.seaweed import SeaweedFS
 
 BATCH = MAX_BATCH_SIZE  # commands per batch: the ideal packs every one full
 UNLIMITED = {"requests_per_second": 100_000, "burst": 100_000}
@@ -1078,6 +1087,77 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def bench_s3(args: argparse.Namespace) -> None:
+    """The exporter into a local SeaweedFS against `rclone copy` of the same files from a
+    local folder into the same server, round after round."""
+    lo, hi = size_range(args.size)
+    catalog = Catalog.generate(
+        products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
+    )
+    settings = PortalSettings(rps=20, burst=50, count_downloads=False)
+    sizes = [catalog.image(i).size for _, i in catalog.pairs()]
+    mb = sum(sizes) / 1024**2
+    gb = sum(sizes) / 1024**3
+    rclone = shutil.which("rclone")
+    print(f"{args.images} images, {mb:.0f} MiB, {args.parallel} parallel, into a local SeaweedFS")
+    ratios = []
+    with tempfile.TemporaryDirectory(prefix="b24-bench-s3-") as scratch_name:
+        scratch = Path(scratch_name)
+        server = SeaweedFS.start(scratch / "seaweed", buckets=("bench",))
+        try:
+            files = scratch / "files"
+            files.mkdir()
+            for product_id, image_id in catalog.pairs():
+                (files / f"{product_id}-{image_id}.bin").write_bytes(catalog.image_bytes(image_id))
+            env = {
+                **os.environ,
+                "XDG_CACHE_HOME": str(scratch / "cache"),
+                "AWS_ACCESS_KEY_ID": SEAWEED_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SEAWEED_SECRET_KEY,
+            }
+            with serve_in_thread(catalog, settings) as portal:
+                for number in range(1, args.repeat + 1):
+                    args.rps, args.burst, args.concurrency = 20, 50, args.parallel
+                    manifest = write_manifest(scratch / "m.csv", catalog.pairs())
+                    config = write_config(
+                        scratch / "c.yaml", portal, manifest, scratch / "unused", args, False
+                    )
+                    raw = yaml.safe_load(config.read_text())
+                    raw["output"] = {
+                        "dir": f"s3://bench/exporter-{number}",
+                        "s3": {"endpoint_url": server.endpoint, "region": SEAWEED_REGION},
+                    }
+                    config.write_text(yaml.safe_dump(raw))
+                    exporter = run_measured(exporter_command(config), env, scratch / "r.json")
+                    line = (
+                        f"  round {number}: exporter {mb / exporter.wall:6.1f} MiB/s, "
+                        f"{exporter.cpu / gb:.2f} CPU-s/GB, peak RSS {exporter.rss_mb:.0f} MB "
+                        f"(exit {exporter.exit_code})"
+                    )
+                    if rclone:
+                        copy = [rclone, "copy", "--transfers", str(args.parallel), str(files),
+                                f"B:bench/rclone-{number}"]  # fmt: skip
+                        copied = run_measured(copy, rclone_env(server), scratch / "r.json")
+                        line += (
+                            f"   rclone copy {mb / copied.wall:6.1f} MiB/s, "
+                            f"{copied.cpu / gb:.2f} CPU-s/GB, peak RSS {copied.rss_mb:.0f} MB "
+                            f"(exit {copied.exit_code})   exporter / rclone: "
+                            f"{copied.wall / exporter.wall:.2f}"
+                        )
+                        ratios.append(copied.wall / exporter.wall)
+                    print(line)
+        finally:
+            server.stop()
+    if ratios:
+        print(f"  median exporter MB/s / rclone copy MB/s: {statistics.median(ratios):.2f}")
+    else:
+        print("  rclone is not installed (apt-get install rclone): no reference run")
+    print(
+        "  the exporter downloads each image from the simulated portal and uploads it as it "
+        "comes, with its sidecar; rclone copies the same bytes from a local folder"
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
         webhook, manifest, out, rps = sys.argv[2:6]
@@ -1144,6 +1224,13 @@ def main() -> None:
     res.add_argument("--seed", type=int, default=1)
     res.add_argument("--no-baseline", action="store_true", help="no naive restore")
     res.set_defaults(run=bench_restore)
+    s3 = modes.add_parser("s3", help="the exporter into a local SeaweedFS, against rclone copy")
+    s3.add_argument("--images", type=int, default=200)
+    s3.add_argument("--size", default="5M")
+    s3.add_argument("--parallel", type=int, default=8)
+    s3.add_argument("--seed", type=int, default=1)
+    s3.add_argument("--repeat", type=int, default=2, help="rounds (default 2)")
+    s3.set_defaults(run=bench_s3, competitor=0.0, operating_cost=0.0)
     args = parser.parse_args()
     args.run(args)
 

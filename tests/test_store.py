@@ -22,10 +22,13 @@ import pytest
 import yaml
 from aiobotocore.session import get_session
 
+from exporter.cli import main
 from exporter.config import Config, parse_config
-from exporter.destination.store import MIN_PART_BYTES, StoreDestination
+from exporter.destination.store import MIN_PART_BYTES, StoreDestination, verify_store
 from exporter.errors import LockedError
 from exporter.jobs.export import ExportJob, ExportResult
+from exporter.jobs.restore import RestoreJob, RestoreOptions
+from exporter.jobs.session import store_export_at
 from exporter.simulator import PortalSettings
 from exporter.simulator.catalog import Catalog
 from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
@@ -205,6 +208,29 @@ async def test_with_its_local_state_gone_a_rerun_rebuilds_it_from_a_listing_and_
     assert len(index.read_text().splitlines()) == 60
 
 
+async def test_an_export_whose_index_line_was_lost_is_taken_as_done_from_its_sidecar(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(5, 20)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("lost-line")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+        # A kill between an export's sidecar and its index line: the last lines lost.
+        index = config.output.dir / "index.jsonl"
+        lines = index.read_text().splitlines(keepends=True)
+        index.write_text("".join(lines[:-3]))
+        portal.stats.reset()
+        second, _ = await run(config)
+        downloads = portal.stats.downloads
+    assert second.report["counts"]["skipped"] == 20
+    assert downloads == 0
+    sidecars = [k for k in await reader.keys(prefix) if k.endswith(".json") and ".b24" not in k]
+    assert len(sidecars) == 20  # nothing exported a second time under another name
+    assert len(index.read_text().splitlines()) == 20
+
+
 async def test_a_deleted_object_is_exported_again(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
@@ -366,7 +392,7 @@ def test_kill_9_during_a_multipart_upload_leaves_no_partial_object_and_the_rerun
 ) -> None:
     catalog = Catalog(seed=41)
     for n in range(3):
-        catalog.add_image(1 + n, name=f"poster {n}.png", size=24 * MiB)
+        catalog.add_image(1 + n, name=f"poster {n}.png", size=80 * MiB)
     for n in range(10):
         catalog.add_image(4 + n % 3, name=f"small {n}.png", size=300 + 100 * n)
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
@@ -398,3 +424,80 @@ def test_kill_9_during_a_multipart_upload_leaves_no_partial_object_and_the_rerun
     assert _sync(_every_object_whole, seaweed, prefix, catalog) == 13
     sidecars = _sync(assert_exported_whole, seaweed, prefix, catalog)
     assert len(sidecars) == 13
+
+
+async def test_a_restore_from_the_store_brings_back_what_was_deleted(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = Catalog.generate(products=20, images=80, seed=12, image_size=(300, 3000))
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("restore")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        assert (await run(config))[0].exit_code == 0
+        before = sorted(catalog.image_bytes(i) for _p, i in catalog.pairs())
+        deleted = [image_id for _, image_id in catalog.pairs()[::7]]
+        for image_id in deleted:
+            catalog.remove_image(image_id)
+        portal.stats.reset()
+        job = RestoreJob(
+            config,
+            store_export_at(f"s3://{BUCKET}/{prefix}", config),
+            f"s3://{BUCKET}/{prefix}",
+            RestoreOptions(verify=True),
+            report=tmp_path / "restore-report.json",
+        )
+        result = await job.run()
+        adds = sum(portal.stats.adds_by_product.values())
+    assert result.exit_code == 0
+    assert result.report["counts"]["restored"] == len(deleted) == adds
+    assert sorted(catalog.image_bytes(i) for _p, i in catalog.pairs()) == before
+
+
+async def test_verify_names_a_same_size_overwrite_and_a_deleted_object(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(5, 20)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("verify")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+    clean = await verify_store(StoreDestination(config.output, ""))
+    assert clean.ok and clean.checked == 20
+    assert clean.bytes == 0  # every object answered by the store's own SHA-256
+    images = sorted(
+        k for k in await reader.keys(prefix) if not k.endswith(".json") and ".b24" not in k
+    )
+    overwritten, deleted = images[0], images[1]
+    body = await reader.read(prefix, overwritten)
+    flipped = bytes([body[0] ^ 0xFF]) + body[1:]
+    await reader.client.put_object(Bucket=BUCKET, Key=f"{prefix}/{overwritten}", Body=flipped)
+    await reader.client.delete_object(Bucket=BUCKET, Key=f"{prefix}/{deleted}")
+    found = await verify_store(StoreDestination(config.output, ""))
+    assert {(f.kind, f.path) for f in found.findings} == {
+        ("corrupt", overwritten),
+        ("missing", deleted),
+    }
+
+
+def test_verify_of_a_config_with_an_s3_output_checks_the_store(
+    tmp_path: Path, seaweed: SeaweedFS, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = catalog_of(3, 9)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("verify-cli")
+    with portal_thread(catalog, PortalSettings(rps=None)) as portal:
+        raw = raw_config(portal.webhook_url, manifest, Path("unused"))
+        raw["output"] = {
+            "dir": f"s3://{BUCKET}/{prefix}",
+            "s3": {"endpoint_url": seaweed.endpoint, "region": REGION},
+        }
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        assert main(["-q", "run", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--config", str(config), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["root"] == f"s3://{BUCKET}/{prefix}"
+    assert document["checked"] == 9 and document["ok"] is True

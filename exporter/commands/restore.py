@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter.commands.shared import add_config_option, config_file, level_of, positive
-from exporter.config import load_config
+from exporter.config import is_store_url, load_config
 from exporter.destination.index import STATE_DIR
+from exporter.destination.store import StoreDestination
 from exporter.errors import ConfigError
 from exporter.jobs.restore import RestoreJob, RestoreOptions, read_map
-from exporter.jobs.session import destination_at
+from exporter.jobs.session import destination_at, store_export_at
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -49,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `restore`."""
     add_config_option(parser)
     parser.add_argument(
-        "--from", dest="source", type=Path, required=True, metavar="DIR", help="the export"
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DIR|URL",
+        help="the export: its folder, or its s3://bucket/prefix",
     )
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
@@ -88,10 +93,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Restore the export; say the summary."""
     config = load_config(config_file(args))
-    source: Path = args.source
-    if not source.is_dir():
-        what = "does not exist" if not source.exists() else "is not a folder"
-        raise ConfigError(f"restore --from {source}: {what}")
+    if is_store_url(args.source):
+        source = store_export_at(args.source, config)
+        assert isinstance(source, StoreDestination)
+        state, name = source.state_dir, source.store.url
+    else:
+        folder = Path(args.source)
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise ConfigError(f"restore --from {folder}: {what}")
+        source, state, name = destination_at(folder), folder / STATE_DIR, str(folder)
     options = RestoreOptions(
         products=frozenset(args.product) if args.product else None,
         types=frozenset(args.type) if args.type else None,
@@ -103,11 +114,11 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
         dry_run=args.dry_run,
     )
     host = re.sub(r"[^A-Za-z0-9._-]", "_", config.portal.host)
-    report = args.report or source / STATE_DIR / f"restore-report-{host}.json"
+    report = args.report or state / f"restore-report-{host}.json"
     job = RestoreJob(
         config,
-        destination_at(source),
-        str(source),
+        source,
+        name,
         options,
         report=report,
         progress=None if args.dry_run else runner.progress_view(),

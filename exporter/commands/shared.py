@@ -87,12 +87,8 @@ def config_file(args: argparse.Namespace) -> Path:
 def add_folder_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """The export folder a command works on: DIR, -o DIR, or output.dir of -c FILE."""
     where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "dir", nargs="?", type=Path, metavar="DIR", help=f"the export folder to {what}"
-    )
-    where.add_argument(
-        "-o", "--output", type=Path, metavar="DIR", help="the export folder (instead of DIR)"
-    )
+    where.add_argument("dir", nargs="?", metavar="DIR", help=f"the export folder to {what}")
+    where.add_argument("-o", "--output", metavar="DIR", help="the export folder (instead of DIR)")
     where.add_argument(
         "-c",
         "--config",
@@ -104,9 +100,9 @@ def add_folder_arguments(parser: argparse.ArgumentParser, what: str) -> None:
 
 def export_folder(args: argparse.Namespace, command: str) -> Path:
     """The folder `add_folder_arguments` named: DIR, --output, or output.dir of the config."""
-    folder: Path | None = args.dir or args.output
-    if folder is not None:
-        return folder
+    named: str | None = args.dir or args.output
+    if named is not None:
+        return Path(named)
     if args.config is None and not DEFAULT_CONFIG.is_file():
         raise UsageError(
             f"{command} needs the export folder: give DIR, --output DIR or --config FILE "

@@ -57,6 +57,7 @@ from exporter.destination.sidecar import (
     document_bytes,
     parse_sidecar,
 )
+from exporter.destination.verify import Finding, Verification
 from exporter.errors import LockedError, OutputError
 from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 from exporter.redact import redact
@@ -118,7 +119,10 @@ class StoreDestination:
         retries: RetryConfig | None = None,
         reindex: bool = False,
         part_bytes: int = PART_BYTES,
+        every_sidecar: bool = False,
     ) -> None:
+        """`reindex` rebuilds the local index from the store; `every_sidecar` reads every
+        sidecar when it opens, for `exported()` (a restore's source)."""
         assert output.store is not None
         self.store: StoreConfig = output.store
         self.state_dir = output.dir
@@ -127,6 +131,7 @@ class StoreDestination:
         self._attempts = retries.max_attempts if retries is not None else 6
         self._reindex = reindex
         self._part_bytes = max(part_bytes, MIN_PART_BYTES)
+        self._every_sidecar = every_sidecar
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self._lock: RunLock | None = None
@@ -174,6 +179,9 @@ class StoreDestination:
         config = BotoConfig(
             retries={"mode": "standard", "max_attempts": self._attempts},
             request_checksum_calculation="when_required",
+            # Each body carries our SHA-256 for the store to check; botocore need not hash
+            # it again to sign it (it would over plain http).
+            s3={"payload_signing_enabled": False},
             response_checksum_validation="when_required",
             max_pool_connections=32,
             connect_timeout=30,
@@ -318,8 +326,8 @@ class StoreDestination:
     async def _load_index(self, write: bool) -> None:
         path = self.state_dir / INDEX_NAME
         anew = self._reindex or not path.exists() or not write
-        if anew:
-            await self._read_sidecars()
+        if anew or self._every_sidecar:
+            await self._read_sidecars(self._pairs())
         entries = {
             facts.ref: IndexEntry(key, facts.size, facts.gone, facts.described)
             for key, facts in self._facts.items()
@@ -330,14 +338,30 @@ class StoreDestination:
             )
         else:
             self._index = ExportIndex(self.state_dir, entries)
+        if not anew:
+            await self._adopt_unindexed()
         self._owner = {entry.path.casefold(): ref for ref, entry in self._index.entries.items()}
 
-    async def _read_sidecars(self) -> None:
-        """The facts of every image in the listing that has its sidecar."""
-        keys = [
+    def _pairs(self) -> list[str]:
+        """Every listed key that has its sidecar beside it."""
+        return [
             key for key in self._listing
             if not key.endswith(SIDECAR_SUFFIX) and key + SIDECAR_SUFFIX in self._listing
         ]  # fmt: skip
+
+    async def _adopt_unindexed(self) -> None:
+        """Exports whose sidecar is in the store but whose index line is not (a run
+        killed between the two): read their sidecars and record them as done."""
+        index = self._opened()
+        known = {entry.path for entry in index.entries.values()}
+        await self._read_sidecars([key for key in self._pairs() if key not in known])
+        for key, facts in self._facts.items():
+            fits = key not in known and self._listing.get(key) == facts.size
+            if fits and facts.ref not in index.entries:
+                index.add(facts.ref, key, facts.size, facts.gone, described=facts.described)
+
+    async def _read_sidecars(self, keys: list[str]) -> None:
+        """The facts of the sidecars of these images (unreadable ones left out)."""
         gate = asyncio.Semaphore(READ_CONCURRENCY)
 
         async def read(key: str) -> None:
@@ -349,7 +373,7 @@ class StoreDestination:
 
         await asyncio.gather(*(read(key) for key in keys))
         if keys:
-            log.info("read %d sidecars of %s", len(self._facts), self.store.url)
+            log.info("read %d sidecars of %s", len(keys), self.store.url)
 
     async def _get(self, key: str) -> bytes:
         got = await self._call("read", f"{self.store.url}/{key}", "get_object", Key=self._full(key))
@@ -445,8 +469,12 @@ class StoreDestination:
         self._opened().add(image.ref, saved.key, saved.size, described=image.product is not None)
         return saved
 
-    async def _put(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
-        digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(body).digest())
+    async def _put(
+        self, key: str, body: bytes, content_type: str, digest: bytes | None = None
+    ) -> dict[str, Any]:
+        """One object in one PUT, with its SHA-256 (`digest`, when the caller has it)."""
+        if digest is None:
+            digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(body).digest())
         answer: dict[str, Any] = await self._call(
             "write", f"{self.store.url}/{key}", "put_object",
             Key=self._full(key), Body=body, ContentType=content_type, ChecksumSHA256=_b64(digest),
@@ -496,6 +524,25 @@ class StoreDestination:
     async def read_file(self, key: str) -> bytes:
         return await self._get(key)
 
+    async def object_sha256(self, key: str) -> tuple[str, int]:
+        """The hex SHA-256 of an object, and the bytes read to learn it: the store's own
+        checksum when it keeps a whole-object one (0 bytes read), else by reading it."""
+        where = f"{self.store.url}/{key}"
+        head = await self._call(
+            "read", where, "head_object", Key=self._full(key), ChecksumMode="ENABLED"
+        )
+        kept = head.get("ChecksumSHA256") or ""
+        if kept and "-" not in kept and head.get("ChecksumType", "FULL_OBJECT") != "COMPOSITE":
+            return base64.b64decode(kept).hex(), 0
+        got = await self._call("read", where, "get_object", Key=self._full(key))
+        digest = hashlib.sha256()
+        size = 0
+        async with got["Body"] as stream:
+            while block := await stream.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        return digest.hexdigest(), size
+
     def state_path(self, name: str) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.state_dir / name
@@ -523,6 +570,52 @@ class StoreDestination:
         task.add_done_callback(self._aborts.discard)
 
 
+async def verify_store(destination: StoreDestination) -> Verification:
+    """Check every export in the store against its sidecar: an object that is gone, or
+    has another size, or whose SHA-256 differs, is a finding. Where the store answers
+    with the object's own SHA-256 (one PUT, `x-amz-checksum-sha256` kept), that answer
+    is compared, without a download; otherwise (a multipart object, or one written
+    without a checksum) the object is read and hashed in bounded memory."""
+    await destination.open(write=False)
+    try:
+        findings: list[Finding] = []
+        checked = hashed = 0
+        facts = destination._facts
+        listing = destination._listing
+        index = destination._opened()
+        for ref, entry in sorted(index.entries.items(), key=lambda item: item[1].path):
+            key = entry.path
+            sidecar = facts.get(key)
+            if sidecar is None:
+                continue
+            checked += 1
+            if listing[key] != sidecar.size:
+                detail = f"{_of(ref)}: {listing[key]} bytes, the sidecar says {sidecar.size}"
+                findings.append(Finding("corrupt", key, detail))
+                continue
+            digest, read = await destination.object_sha256(key)
+            hashed += read
+            if digest != sidecar.sha256:
+                detail = f"{_of(ref)}: its SHA-256 is not the one its sidecar records"
+                findings.append(Finding("corrupt", key, detail))
+        lone = [
+            key.removesuffix(SIDECAR_SUFFIX) for key in listing
+            if key.endswith(SIDECAR_SUFFIX) and key.removesuffix(SIDECAR_SUFFIX) not in listing
+        ]  # fmt: skip
+        await destination._read_sidecars(lone)
+        for key in sorted(lone):
+            if key in facts:
+                detail = f"{_of(facts[key].ref)}: the object is gone, its sidecar is left"
+                findings.append(Finding("missing", key, detail))
+        return Verification(destination.store.url, checked, hashed, tuple(findings))
+    finally:
+        await destination.close()
+
+
+def _of(ref: ImageRef) -> str:
+    return f"image {ref.image_id} of product {ref.product_id}"
+
+
 class _Held(Exception):
     def __init__(self, holder: dict[str, Any]) -> None:
         self.holder = holder
@@ -538,7 +631,8 @@ class StoreSink:
         self._media_type = (content_type or "application/octet-stream").split(";")[0].strip()
         self._digest = hashlib.sha256()
         self._size = 0
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []  # received and not yet sent (joined once, when sent)
+        self._held = 0  # their bytes
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: asyncio.Task[None] | None = None
@@ -553,18 +647,27 @@ class StoreSink:
         return self._digest.hexdigest()
 
     async def write(self, pieces: Sequence[bytes]) -> None:
-        await anyio.to_thread.run_sync(self._take, pieces)
-        self._size += sum(len(piece) for piece in pieces)
+        await anyio.to_thread.run_sync(self._hash, pieces)
+        added = sum(len(piece) for piece in pieces)
+        self._size += added
+        self._pieces.extend(pieces)
+        self._held += added
         part = self._dest._part_bytes
-        while len(self._buffer) >= part:
-            chunk = bytes(self._buffer[:part])
-            del self._buffer[:part]
-            await self._send(chunk)
+        while self._held >= part:
+            await self._send(self._take(part))
 
-    def _take(self, pieces: Sequence[bytes]) -> None:
+    def _hash(self, pieces: Sequence[bytes]) -> None:
         for piece in pieces:
             self._digest.update(piece)
-            self._buffer += piece
+
+    def _take(self, count: int | None = None) -> bytes:
+        """The first `count` bytes held (all of them: None), joined once."""
+        whole = b"".join(self._pieces)
+        count = len(whole) if count is None else count
+        rest = whole[count:]
+        self._pieces = [rest] if rest else []
+        self._held = len(rest)
+        return whole[:count] if rest else whole
 
     async def _send(self, chunk: bytes) -> None:
         """Start the next part once the one before it has arrived."""
@@ -599,10 +702,10 @@ class StoreSink:
         dest = self._dest
         try:
             if self._upload_id is None:
-                await dest._put(self.key, bytes(self._buffer), self._media_type)
+                await dest._put(self.key, self._take(), self._media_type, self._digest.digest())
             else:
-                if self._buffer:
-                    await self._send(bytes(self._buffer))
+                if self._held:
+                    await self._send(self._take())
                 await self._settle()
                 await dest._call(
                     "write", f"{dest.store.url}/{self.key}", "complete_multipart_upload",
@@ -613,11 +716,10 @@ class StoreSink:
             self.discard()
             raise
         self._done = True
-        self._buffer = bytearray()
         return SavedFile(self.key, self._size, self.sha256, self._media_type)
 
     def discard(self) -> None:
-        self._buffer = bytearray()
+        self._pieces, self._held = [], 0
         if self._in_flight is not None:
             self._in_flight.cancel()
             self._in_flight = None

@@ -88,7 +88,7 @@ class MovedAside:
 class Verification:
     """What `verify` found: files compared with a sidecar, bytes hashed, and the findings."""
 
-    root: Path
+    root: Path | str  # the folder, or the store's URL
     checked: int
     bytes: int
     findings: tuple[Finding, ...]

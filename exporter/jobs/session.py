@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aiohttp
 
-from exporter.config import DEFAULT_LAYOUT, Config, OutputConfig
+from exporter.config import (
+    DEFAULT_LAYOUT,
+    Config,
+    OutputConfig,
+    StoreConfig,
+    parse_store_url,
+    store_state_dir,
+)
 from exporter.destination.base import Destination
 from exporter.destination.folder import FolderDestination
+from exporter.errors import ConfigError
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_store
 from exporter.portal.client import PortalClient
@@ -64,3 +73,27 @@ def destination_for(config: Config, *, reindex: bool = False) -> Destination:
 def destination_at(folder: Path) -> Destination:
     """An existing export named by its folder alone (`prune`), its layout the default."""
     return FolderDestination(OutputConfig(folder, DEFAULT_LAYOUT), portal_host="")
+
+
+def store_export_at(url: str, config: Config | None) -> Destination:
+    """An existing export in an object store, named by its s3:// URL (`restore --from`):
+    reached as `config`'s own output.s3 says when its output is a store too, else as the
+    standard AWS variables say (AWS_ENDPOINT_URL_S3, AWS_REGION); every sidecar is read
+    when it opens. `ConfigError` for a URL that names no bucket."""
+    from exporter.destination.store import StoreDestination
+
+    parsed = parse_store_url(url)
+    if isinstance(parsed, str):
+        raise ConfigError(f"{url}: {parsed}")
+    bucket, prefix = parsed
+    own = config.output.store if config is not None else None
+    store = StoreConfig(
+        f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
+        bucket,
+        prefix,
+        own.endpoint_url if own else None,
+        own.region if own else None,
+    )
+    output = OutputConfig(store_state_dir(store, os.environ), DEFAULT_LAYOUT, store)
+    retries = config.retries if config is not None else None
+    return StoreDestination(output, portal_host="", retries=retries, every_sidecar=True)
