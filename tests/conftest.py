@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+
+from tests.seaweed import ACCESS_KEY, SECRET_KEY, TEST_BUCKET, SeaweedFS
 
 
 class _SentRequest:
@@ -50,3 +53,23 @@ def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     monkeypatch.setattr("aioresponses.core.ClientResponse", _MockedResponse)
     with aioresponses() as mocked:
         yield mocked
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One real S3-compatible server for the whole session (each test its own prefix)."""
+    server = SeaweedFS.start(tmp_path_factory.mktemp("seaweed"), buckets=(TEST_BUCKET,))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def use_seaweed_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The store's identity from the standard variables; no profile of the machine's."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)

@@ -26,6 +26,7 @@ from pathlib import Path
 ACCESS_KEY = "AKSEAWEEDTEST0000001"
 SECRET_KEY = "seaweed-secret-key-for-tests-only-0001"
 REGION = "us-east-1"
+TEST_BUCKET = "b24-test"
 
 # Each `weed mini` listener, as the flag that moves it (all of them, so two servers and
 # whatever else runs on the machine never meet on a default port).

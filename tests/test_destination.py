@@ -1,4 +1,4 @@
-"""The destination protocol, one suite for every implementation (the folder today).
+"""The destination protocol, one suite for every implementation: the folder and the store.
 
 Each implementation comes with a harness that builds it and reads back what it holds,
 so the same tests prove each one: whole or nothing, one name per image, done after a
@@ -7,21 +7,32 @@ commit, nothing left of a discarded or abandoned file, one writer at a time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+from aiobotocore.session import get_session
 
-from exporter.config import OutputConfig
+from exporter.atomic import is_temporary
+from exporter.config import OutputConfig, StoreConfig, store_state_dir
 from exporter.destination.base import Destination
 from exporter.destination.folder import FolderDestination
 from exporter.destination.index import STATE_DIR
+from exporter.destination.store import StoreDestination
 from exporter.errors import LockedError, OutputError
 from exporter.model import ImageRef, ProductImage
+from tests.conftest import use_seaweed_identity
+from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
 
+T = TypeVar("T")
+MiB = 1024 * 1024
 LAYOUT = "{productId}/{name}"  # two images of one name collide: the destination must tell
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
@@ -33,6 +44,7 @@ class Harness:
     make: Callable[[], Destination]
     listing: Callable[[], set[str]]  # every key it holds, sidecars and leftovers included
     read: Callable[[str], bytes]
+    leftovers: Callable[[], set[str]]  # what a file on its way leaves (temporaries, uploads)
 
 
 def folder_harness(root: Path) -> Harness:
@@ -47,12 +59,69 @@ def folder_harness(root: Path) -> Harness:
         make=lambda: FolderDestination(OutputConfig(root, LAYOUT), "example.bitrix24.com"),
         listing=listing,
         read=lambda key: (root / key).read_bytes(),
+        leftovers=lambda: {p.name for p in root.rglob("*") if is_temporary(p)},
     )
 
 
-@pytest.fixture(params=["folder"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
-    return {"folder": folder_harness}[request.param](tmp_path / "export")
+_stores = iter(range(1, 100_000))
+
+
+def store_harness(server: SeaweedFS) -> Harness:
+    """A fresh prefix of the test bucket in a real SeaweedFS, read back with a client of
+    the test's own (on a thread of its own, so the sync reads work inside a test's loop)."""
+    prefix = f"destination-{os.getpid()}-{next(_stores)}"
+    store = StoreConfig(f"s3://{TEST_BUCKET}/{prefix}", TEST_BUCKET, prefix, server.endpoint)
+    output = OutputConfig(store_state_dir(store, os.environ), LAYOUT, store)
+
+    def client() -> Any:
+        return get_session().create_client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    async def uploads() -> set[str]:
+        async with client() as s3:
+            page = await s3.list_multipart_uploads(Bucket=TEST_BUCKET, Prefix=prefix + "/")
+            return {upload["Key"] for upload in page.get("Uploads") or []}
+
+    async def objects() -> dict[str, bytes]:
+        async with client() as client_:
+            found: dict[str, bytes] = {}
+            pages = client_.get_paginator("list_objects_v2").paginate(
+                Bucket=TEST_BUCKET, Prefix=prefix + "/"
+            )
+            async for page in pages:
+                for item in page.get("Contents") or []:
+                    key = item["Key"][len(prefix) + 1 :]
+                    if not key.startswith(STATE_DIR + "/"):
+                        got = await client_.get_object(Bucket=TEST_BUCKET, Key=item["Key"])
+                        async with got["Body"] as body:
+                            found[key] = await body.read()
+            return found
+
+    def aside(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, work()).result()
+
+    return Harness(
+        make=lambda: StoreDestination(output, "example.bitrix24.com"),
+        listing=lambda: set(aside(objects)),
+        read=lambda key: aside(objects)[key],
+        leftovers=lambda: aside(uploads),
+    )
+
+
+@pytest.fixture(params=["folder", "store"])
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Harness:
+    if request.param == "store":
+        use_seaweed_identity(monkeypatch, tmp_path)
+        return store_harness(request.getfixturevalue("seaweed"))
+    return folder_harness(tmp_path / "export")
 
 
 @pytest.fixture
@@ -126,14 +195,30 @@ async def test_a_file_abandoned_by_a_killed_run_is_gone_after_the_next_open(
     harness: Harness, destination: Destination
 ) -> None:
     sink = await destination.open_sink(image(3, 2), "image/png")
-    await sink.write([PNG])  # never committed nor discarded: the process died here
+    big = [PNG, *(bytes(MiB) for _ in range(12))]  # more than a part: on its way in parts
+    await sink.write(big)  # never committed nor discarded: the process died here
     await destination.close()
+    assert harness.leftovers() != set()
     next_run = harness.make()
     await next_run.open()
     try:
         assert harness.listing() == set()
+        assert harness.leftovers() == set()
     finally:
         await next_run.close()
+
+
+async def test_a_completed_run_leaves_nothing_on_its_way(
+    harness: Harness, destination: Destination
+) -> None:
+    for n, size in enumerate((1, 7, 13)):  # one piece, and files of several parts
+        one = image(6, n + 1, f"poster {n}.png")
+        sink = await destination.open_sink(one, "image/png")
+        await sink.write([PNG, *(bytes(MiB) for _ in range(size))])
+        await destination.commit(one, sink)
+    await destination.close()
+    assert harness.leftovers() == set()
+    assert len(harness.listing()) == 6
 
 
 async def test_an_image_gets_the_same_name_on_every_attempt(destination: Destination) -> None:

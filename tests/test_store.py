@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from exporter.jobs.restore import RestoreJob, RestoreOptions
 from exporter.jobs.session import store_export_at
 from exporter.simulator import PortalSettings
 from exporter.simulator.catalog import Catalog
-from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
+from tests.conftest import use_seaweed_identity
+from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
 from tests.support import catalog_of, portal_for, raw_config, write_manifest
 from tests.test_resilience import (
     DownloadGate,
@@ -42,27 +43,12 @@ from tests.test_resilience import (
     wait_until,
 )
 
-BUCKET = "b24-test"
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    server = SeaweedFS.start(tmp_path_factory.mktemp("seaweed"), buckets=(BUCKET,))
-    try:
-        yield server
-    finally:
-        server.stop()
+BUCKET = TEST_BUCKET
 
 
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The store's identity from the standard variables; no profile of the machine's."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    use_seaweed_identity(monkeypatch, tmp_path)
 
 
 _prefixes = iter(range(1, 10_000))
