@@ -33,10 +33,15 @@ DESCRIPTION = (
     "corrupt files, files missing for their sidecars or the index, files without sidecars, "
     "temporaries left by a killed run. Writes nothing, unless --repair. "
     "The folder is DIR, --output DIR, or output.dir of --config FILE "
-    f"(./{DEFAULT_CONFIG} when it exists and neither is given)."
+    f"(./{DEFAULT_CONFIG} when it exists and neither is given). "
+    "An export in an object store (DIR s3://bucket/prefix, or an s3:// output.dir) is "
+    "checked object by object, by the SHA-256 the store kept where it has one, else by "
+    "reading the object; it is reached as the config's output.s3 says, or as "
+    "AWS_ENDPOINT_URL_S3 does."
 )
 EPILOG = (
     "examples:\n  b24-image-exporter verify /mnt/backup/export\n"
+    "  b24-image-exporter verify s3://b24-backups/shop-a\n"
     "  b24-image-exporter verify --config config.yaml --repair\n\n"
     "--repair moves each corrupt file (size or SHA-256 differs from its sidecar, or the\n"
     "sidecar names another file) with its sidecar into .b24-image-exporter/repaired/<time>/\n"
