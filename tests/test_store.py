@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,9 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from aiobotocore.session import get_session
+from aiohttp import web
 
 from exporter.cli import main
 from exporter.config import Config, parse_config
@@ -487,3 +490,78 @@ def test_verify_of_a_config_with_an_s3_output_checks_the_store(
     document = json.loads(capsys.readouterr().out)
     assert document["root"] == f"s3://{BUCKET}/{prefix}"
     assert document["checked"] == 9 and document["ok"] is True
+
+
+class FlakyStore:
+    """A proxy in front of the store that answers the first PUTs with 503 SlowDown and
+    drops the connection of the next ones, then passes everything through."""
+
+    def __init__(self, upstream: str, slow_downs: int, drops: int) -> None:
+        self.upstream = upstream
+        self.slow_downs, self.drops = slow_downs, drops
+        self.refused = self.dropped = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.method == "PUT" and ".b24-image-exporter" not in request.path:
+            if self.refused < self.slow_downs:
+                self.refused += 1
+                return web.Response(status=503, body=SLOW_DOWN, content_type="application/xml")
+            if self.dropped < self.drops:
+                self.dropped += 1
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=500)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as session,
+            session.request(
+                request.method, self.upstream + request.path_qs, headers=headers, data=body
+            ) as answer,
+        ):
+            data = await answer.read()
+            passed = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+            }
+            return web.Response(status=answer.status, headers=passed, body=data)
+
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+async def test_throttling_and_dropped_connections_of_the_store_are_retried(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    flaky = FlakyStore(seaweed.endpoint, slow_downs=3, drops=2)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", flaky.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    catalog = catalog_of(4, 12)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("flaky")
+    try:
+        async with portal_for(catalog) as portal:
+            config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+            assert config.output.store is not None
+            store = dataclasses.replace(
+                config.output.store, endpoint_url=f"http://127.0.0.1:{port}"
+            )
+            config = dataclasses.replace(
+                config, output=dataclasses.replace(config.output, store=store)
+            )
+            result, _ = await run(config)
+    finally:
+        await runner.cleanup()
+    assert (flaky.refused, flaky.dropped) == (3, 2)
+    assert result.exit_code == 0
+    assert result.report["counts"]["exported"] == 12
+    assert len(await assert_exported_whole(reader, prefix, catalog)) == 12
