@@ -30,6 +30,7 @@ from exporter.config import Config, parse_config
 from exporter.destination.store import MIN_PART_BYTES, StoreDestination, verify_store
 from exporter.errors import LockedError
 from exporter.jobs.export import ExportJob, ExportResult
+from exporter.jobs.prune import prune
 from exporter.jobs.restore import RestoreJob, RestoreOptions
 from exporter.jobs.session import store_export_at
 from exporter.simulator import PortalSettings
@@ -565,3 +566,31 @@ async def test_throttling_and_dropped_connections_of_the_store_are_retried(
     assert result.exit_code == 0
     assert result.report["counts"]["exported"] == 12
     assert len(await assert_exported_whole(reader, prefix, catalog)) == 12
+
+
+async def test_prune_removes_the_objects_of_images_gone_from_the_portal(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(4, 12)
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    prefix = new_prefix("prune")
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        await run(config)
+        gone = [image_id for _, image_id in catalog.pairs()[:2]]
+        for image_id in gone:
+            catalog.remove_image(image_id)
+        destination = StoreDestination(config.output, config.portal.host)
+        marked = await ExportJob(config, recheck=True, destination=destination).run()
+    assert marked.report["counts"]["gone"] == 2
+    before = await reader.keys(prefix)
+    pruned = await prune(StoreDestination(config.output, ""), gone_for_days=0, dry_run=False)
+    after = await reader.keys(prefix)
+    removed = {p.key for p in pruned.removed}
+    assert len(removed) == 2
+    assert set(before) - set(after) == removed | {key + ".json" for key in removed}
+    assert {
+        int(json.loads(await reader.read(prefix, key + ".json"))["productImage"]["id"])
+        for key in after
+        if not key.endswith(".json") and ".b24" not in key
+    }.isdisjoint(gone)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from exporter.commands.shared import add_folder_arguments, export_folder
+from exporter.commands.shared import add_folder_arguments, export_folder, store_export_named
+from exporter.destination.base import Destination
 from exporter.errors import ConfigError, exit_status
 from exporter.jobs.prune import prune
 from exporter.jobs.session import destination_at
@@ -48,13 +49,18 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Prune the export; print each image removed and a summary."""
     if args.gone_for < 0:
         raise ConfigError("prune --gone-for: DAYS must not be negative")
-    folder = export_folder(args, "prune")
-    if not folder.is_dir():
-        what = "does not exist" if not folder.exists() else "is not a folder"
-        raise ConfigError(f"prune: {folder} {what}")
-    result = runner.run(
-        lambda: prune(destination_at(folder), gone_for_days=args.gone_for, dry_run=args.dry_run)
-    )
+    store = store_export_named(args, args.dir or args.output)
+    destination: Destination
+    if store is not None:
+        destination = store
+    else:
+        folder = export_folder(args, "prune")
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise ConfigError(f"prune: {folder} {what}")
+        destination = destination_at(folder)
+    chosen = destination
+    result = runner.run(lambda: prune(chosen, gone_for_days=args.gone_for, dry_run=args.dry_run))
     verb = "would remove" if result.dry_run else "removed"
     console = runner.console
     if not args.quiet:

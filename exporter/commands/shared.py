@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from exporter.config import load_config
+from exporter.config import is_store_url, load_config
+from exporter.destination.store import StoreDestination
 from exporter.errors import EXIT_FAILURES, EXIT_OK, UsageError
+from exporter.jobs.session import store_export_at
 
 if TYPE_CHECKING:
     from exporter.jobs.export import ExportResult
@@ -125,3 +127,24 @@ def say_summary(console: Console, result: ExportResult) -> None:
         level=level_of(result.exit_code),
         fields=result.summary_fields(),
     )
+
+
+def store_export_named(args: argparse.Namespace, named: str | None) -> StoreDestination | None:
+    """The object-store export a command is asked about (an s3:// DIR, or the config's
+    s3:// output.dir), reached as the config's output.s3 says; None for a folder."""
+    if named is not None and not is_store_url(named):
+        return None
+    if named is None and args.config is None and not DEFAULT_CONFIG.is_file():
+        return None
+    if named is None:
+        config = load_config(config_file(args))
+        if config.output.store is None:
+            return None
+        return StoreDestination(config.output, "", retries=config.retries)
+    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    if config_path is not None:
+        source = store_export_at(named, load_config(config_path))
+    else:
+        source = store_export_at(named, None)
+    assert isinstance(source, StoreDestination)
+    return source

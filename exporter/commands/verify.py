@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 from exporter.commands.shared import (
     DEFAULT_CONFIG,
     add_folder_arguments,
-    config_file,
     export_folder,
     level_of,
+    store_export_named,
 )
-from exporter.config import is_store_url, load_config
-from exporter.destination.store import StoreDestination, verify_store
+from exporter.destination.store import verify_store
 from exporter.destination.verify import (
     render_text,
     repair_output,
@@ -21,7 +20,6 @@ from exporter.destination.verify import (
     verify_output,
 )
 from exporter.errors import UsageError, exit_status
-from exporter.jobs.session import store_export_at
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -66,31 +64,10 @@ def add_arguments(verify: argparse.ArgumentParser) -> None:
     )
 
 
-def store_named(args: argparse.Namespace, named: str | None) -> StoreDestination | None:
-    """The object-store export `verify` is asked about (an s3:// DIR, or the config's
-    s3:// output.dir), reached as the config's output.s3 says; None for a folder."""
-    if named is not None and not is_store_url(named):
-        return None
-    if named is None and args.config is None and not DEFAULT_CONFIG.is_file():
-        return None
-    if named is None:
-        config = load_config(config_file(args))
-        if config.output.store is None:
-            return None
-        return StoreDestination(config.output, "", retries=config.retries)
-    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    if config_path is not None:
-        source = store_export_at(named, load_config(config_path))
-    else:
-        source = store_export_at(named, None)
-    assert isinstance(source, StoreDestination)
-    return source
-
-
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Check every export, repairing on request; print the findings (JSON with --json)."""
     named: str | None = args.dir or args.output
-    store = store_named(args, named)
+    store = store_export_named(args, named)
     if store is not None:
         if args.repair:
             raise UsageError("verify --repair works on a folder only")
