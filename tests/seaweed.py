@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "AKSEAWEEDTEST0000001"
 SECRET_KEY = "seaweed-secret-key-for-tests-only-0001"
@@ -154,17 +155,22 @@ class SeaweedFS:
             return True
         return False
 
-    async def _create_buckets(self, timeout: float) -> None:
-        """Make the buckets asked for, retried while the filer behind the gateway starts."""
+    def client(self) -> Any:
+        """An aiobotocore S3 client of the server's identity (an async context manager):
+        the tests' own view of the store, never the destination's code."""
         from aiobotocore.session import get_session
 
-        async with get_session().create_client(
+        return get_session().create_client(
             "s3",
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
-        ) as client:
+        )
+
+    async def _create_buckets(self, timeout: float) -> None:
+        """Make the buckets asked for, retried while the filer behind the gateway starts."""
+        async with self.client() as client:
             for bucket in self.buckets:
                 deadline = time.monotonic() + timeout
                 while True:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiobotocore.session import get_session
 
 from exporter.atomic import is_temporary
 from exporter.config import OutputConfig, StoreConfig, store_state_dir
@@ -29,7 +28,7 @@ from exporter.destination.store import StoreDestination
 from exporter.errors import LockedError, OutputError
 from exporter.model import ImageRef, ProductImage
 from tests.conftest import use_seaweed_identity
-from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
+from tests.seaweed import TEST_BUCKET, SeaweedFS
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -73,22 +72,13 @@ def store_harness(server: SeaweedFS) -> Harness:
     store = StoreConfig(f"s3://{TEST_BUCKET}/{prefix}", TEST_BUCKET, prefix, server.endpoint)
     output = OutputConfig(store_state_dir(store, os.environ), LAYOUT, store)
 
-    def client() -> Any:
-        return get_session().create_client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-        )
-
     async def uploads() -> set[str]:
-        async with client() as s3:
+        async with server.client() as s3:
             page = await s3.list_multipart_uploads(Bucket=TEST_BUCKET, Prefix=prefix + "/")
             return {upload["Key"] for upload in page.get("Uploads") or []}
 
     async def objects() -> dict[str, bytes]:
-        async with client() as client_:
+        async with server.client() as client_:
             found: dict[str, bytes] = {}
             pages = client_.get_paginator("list_objects_v2").paginate(
                 Bucket=TEST_BUCKET, Prefix=prefix + "/"

@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiobotocore.session import get_session
 from aiohttp import web
 
 from exporter.cli import main
@@ -36,7 +35,7 @@ from exporter.jobs.session import store_export_at
 from exporter.simulator import PortalSettings
 from exporter.simulator.catalog import Catalog
 from tests.conftest import use_seaweed_identity
-from tests.seaweed import ACCESS_KEY, REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
+from tests.seaweed import REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
 from tests.support import catalog_of, portal_for, raw_config, write_manifest
 from tests.test_resilience import (
     DownloadGate,
@@ -69,6 +68,11 @@ def store_config(portal_url: str, manifest: Path, prefix: str, server: SeaweedFS
         "s3": {"endpoint_url": server.endpoint, "region": REGION},
     }
     return parse_config(raw, base_dir=manifest.parent, env=os.environ)
+
+
+def scene(tmp_path: Path, catalog: Catalog, name: str) -> tuple[Path, str]:
+    """A test's manifest of every image of `catalog`, and a prefix of its own."""
+    return write_manifest(tmp_path / "m.csv", catalog.pairs()), new_prefix(name)
 
 
 async def run(config: Config, **options: Any) -> tuple[ExportResult, StoreDestination]:
@@ -106,14 +110,7 @@ class Reader:
 
 @pytest.fixture
 async def reader(seaweed: SeaweedFS) -> AsyncIterator[Reader]:
-    session = get_session()
-    async with session.create_client(
-        "s3",
-        endpoint_url=seaweed.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    ) as client:
+    async with seaweed.client() as client:
         yield Reader(client)
 
 
@@ -138,8 +135,7 @@ async def test_an_export_lands_byte_exact_as_objects_with_their_sidecars(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(50, 500)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("whole")
+    manifest, prefix = scene(tmp_path, catalog, "whole")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         result, _ = await run(config)
@@ -160,8 +156,7 @@ async def test_a_rerun_sends_no_portal_request_and_only_a_listing_to_the_store(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(20, 200)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("rerun")
+    manifest, prefix = scene(tmp_path, catalog, "rerun")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         first, _ = await run(config)
@@ -181,8 +176,7 @@ async def test_with_its_local_state_gone_a_rerun_rebuilds_it_from_a_listing_and_
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(10, 60)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("rebuild")
+    manifest, prefix = scene(tmp_path, catalog, "rebuild")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
@@ -202,8 +196,7 @@ async def test_an_export_whose_index_line_was_lost_is_taken_as_done_from_its_sid
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(5, 20)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("lost-line")
+    manifest, prefix = scene(tmp_path, catalog, "lost-line")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
@@ -225,8 +218,7 @@ async def test_a_deleted_object_is_exported_again(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(5, 20)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("deleted")
+    manifest, prefix = scene(tmp_path, catalog, "deleted")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
@@ -241,8 +233,7 @@ async def test_a_large_image_goes_in_parts_and_arrives_whole(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = Catalog.generate(products=2, images=3, seed=5, image_size=(11_000_000, 13_000_000))
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("parts")
+    manifest, prefix = scene(tmp_path, catalog, "parts")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         result, _ = await run(config, part_bytes=MIN_PART_BYTES)
@@ -260,8 +251,7 @@ async def test_the_store_checks_each_object_against_the_sha256_sent_with_it(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(2, 4)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("checksum")
+    manifest, prefix = scene(tmp_path, catalog, "checksum")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
@@ -330,8 +320,7 @@ async def test_two_runs_into_one_prefix_are_kept_apart(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(2, 4)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("lock")
+    manifest, prefix = scene(tmp_path, catalog, "lock")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         # Another machine's run holds the lock object, refreshed just now.
@@ -355,13 +344,7 @@ def _sync(coro_fn: Any, seaweed: SeaweedFS, *args: Any) -> Any:
     """Run a check with a reader of its own, outside any event loop (the kill test)."""
 
     async def go() -> Any:
-        async with get_session().create_client(
-            "s3",
-            endpoint_url=seaweed.endpoint,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-        ) as client:
+        async with seaweed.client() as client:
             return await coro_fn(Reader(client), *args)
 
     return asyncio.run(go())
@@ -385,8 +368,7 @@ def test_kill_9_during_a_multipart_upload_leaves_no_partial_object_and_the_rerun
         catalog.add_image(1 + n, name=f"poster {n}.png", size=80 * MiB)
     for n in range(10):
         catalog.add_image(4 + n % 3, name=f"small {n}.png", size=300 + 100 * n)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("kill")
+    manifest, prefix = scene(tmp_path, catalog, "kill")
     with portal_thread(catalog, PortalSettings(rps=None), DownloadGate(delay=0.0)) as portal:
         raw = raw_config(portal.webhook_url, manifest, Path("unused"))
         raw["output"] = {
@@ -420,8 +402,7 @@ async def test_a_restore_from_the_store_brings_back_what_was_deleted(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = Catalog.generate(products=20, images=80, seed=12, image_size=(300, 3000))
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("restore")
+    manifest, prefix = scene(tmp_path, catalog, "restore")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         assert (await run(config))[0].exit_code == 0
@@ -448,8 +429,7 @@ async def test_verify_names_a_same_size_overwrite_and_a_deleted_object(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(5, 20)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("verify")
+    manifest, prefix = scene(tmp_path, catalog, "verify")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
@@ -475,8 +455,7 @@ def test_verify_of_a_config_with_an_s3_output_checks_the_store(
     tmp_path: Path, seaweed: SeaweedFS, capsys: pytest.CaptureFixture[str]
 ) -> None:
     catalog = catalog_of(3, 9)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("verify-cli")
+    manifest, prefix = scene(tmp_path, catalog, "verify-cli")
     with portal_thread(catalog, PortalSettings(rps=None)) as portal:
         raw = raw_config(portal.webhook_url, manifest, Path("unused"))
         raw["output"] = {
@@ -547,8 +526,7 @@ async def test_throttling_and_dropped_connections_of_the_store_are_retried(
     await site.start()
     port = runner.addresses[0][1]
     catalog = catalog_of(4, 12)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("flaky")
+    manifest, prefix = scene(tmp_path, catalog, "flaky")
     try:
         async with portal_for(catalog) as portal:
             config = store_config(portal.webhook_url, manifest, prefix, seaweed)
@@ -572,8 +550,7 @@ async def test_prune_removes_the_objects_of_images_gone_from_the_portal(
     tmp_path: Path, seaweed: SeaweedFS, reader: Reader
 ) -> None:
     catalog = catalog_of(4, 12)
-    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
-    prefix = new_prefix("prune")
+    manifest, prefix = scene(tmp_path, catalog, "prune")
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
