@@ -98,6 +98,14 @@ class StoreConfig:
     endpoint_url: str | None = None  # None: Amazon S3 itself
     region: str | None = None
 
+    @classmethod
+    def of(
+        cls, bucket: str, prefix: str, endpoint_url: str | None = None, region: str | None = None
+    ) -> StoreConfig:
+        """The store at `bucket`/`prefix`, its URL made from them."""
+        url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        return cls(url, bucket, prefix, endpoint_url, region)
+
 
 @dataclass(frozen=True, slots=True)
 class OutputConfig:
@@ -201,22 +209,24 @@ def parse_config(
     **overrides: Unpack[Overrides],
 ) -> Config:
     """Validate an already-parsed configuration mapping (also used by `demo`)."""
-    output_dir = overrides.get("output_dir")
+    given = overrides.get("output_dir")
+    output_dir: Path | None = None if given is None or is_store_url(str(given)) else Path(given)
     reader = _Reader(env, base_dir)
     with reader.section(raw, "") as top:
         portal = _read_portal(reader, top)
         manifest_path = top.path("manifest", None)
         with reader.section(top.mapping("output"), "output") as out:
             dir_text = out.string("dir", None)
+            s3_section = out.mapping("s3")
+            file_is_store = dir_text is not None and is_store_url(dir_text)
             store: StoreConfig | None = None
-            out_dir: Path | None
-            if dir_text is not None and is_store_url(dir_text):
-                store = _read_store(reader, "output.dir", dir_text, out.mapping("s3"))
-                out_dir = store_state_dir(store, env)
-            else:
-                out_dir = out.path("dir", "export")
-                if out.mapping("s3") is not None:
-                    reader.errors.append("output.s3: only for an s3:// output.dir")
+            if given is not None and is_store_url(str(given)):  # --output's store
+                store = _read_store(reader, "--output", str(given), s3_section)
+            elif given is None and dir_text is not None and file_is_store:  # the file's own
+                store = _read_store(reader, "output.dir", dir_text, s3_section)
+            elif s3_section is not None and not file_is_store:
+                reader.errors.append("output.s3: only for an s3:// output.dir")
+            out_dir = None if file_is_store else out.path("dir", "export")
             layout = out.string("layout", DEFAULT_LAYOUT)
         with reader.section(top.mapping("rate_limit"), "rate_limit") as rl:
             per_second = rl.number("requests_per_second", 2.0, minimum=MIN_RATE)
@@ -239,18 +249,15 @@ def parse_config(
     if reader.errors:
         lines = "\n".join(f"  {error}" for error in reader.errors)
         raise ConfigError(f"invalid configuration in {source}:\n{lines}")
-    assert portal is not None and out_dir is not None and layout is not None
-    if isinstance(output_dir, str) and is_store_url(output_dir):
-        store = _read_store(reader, "--output", output_dir, raw_store_section(raw))
-        output_dir = store_state_dir(store, env)
-        if reader.errors:
-            lines = "\n".join(f"  {error}" for error in reader.errors)
-            raise ConfigError(f"invalid configuration in {source}:\n{lines}")
-    elif output_dir is not None:
-        output_dir = Path(output_dir)
-        store = None
-    final_out = output_dir or out_dir
-    if output_dir is not None and report_path is not None and report_path.is_relative_to(out_dir):
+    assert portal is not None and layout is not None
+    final_out = store_state_dir(store, env) if store is not None else output_dir or out_dir
+    assert final_out is not None
+    if (
+        output_dir is not None
+        and out_dir is not None
+        and report_path is not None
+        and report_path.is_relative_to(out_dir)
+    ):
         # The file's report lies in its output folder: it belongs to the export and moves
         # with --output, so a run elsewhere does not overwrite the nightly's report.
         report_path = output_dir / report_path.relative_to(out_dir)
@@ -533,13 +540,6 @@ def is_store_url(text: str) -> bool:
     return text.strip().lower().startswith(STORE_SCHEMES)
 
 
-def raw_store_section(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The file's output.s3 mapping, for an s3:// URL given on the command line."""
-    output = raw.get("output")
-    section = output.get("s3") if isinstance(output, Mapping) else None
-    return section if isinstance(section, Mapping) else None
-
-
 def parse_store_url(text: str) -> tuple[str, str] | str:
     """(bucket, prefix) of an s3:// URL, or what is wrong with it."""
     rest = text.strip()[len("s3://") :]
@@ -570,8 +570,7 @@ def _read_store(
             reader.errors.append("output.s3.endpoint_url: must be an http(s):// URL")
         elif parts.username or parts.password:
             reader.errors.append("output.s3.endpoint_url: no credentials in the URL")
-    url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-    return StoreConfig(url, bucket, prefix, endpoint.strip() if endpoint else None, region)
+    return StoreConfig.of(bucket, prefix, endpoint.strip() if endpoint else None, region)
 
 
 def store_state_dir(store: StoreConfig, env: Mapping[str, str]) -> Path:

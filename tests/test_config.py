@@ -289,3 +289,39 @@ def test_an_empty_webhook_url_is_named(value: str | None) -> None:
 def test_an_env_variable_that_is_set_but_empty_is_named() -> None:
     message = problem_of({"portal": {"webhook_url": "${HOOK}"}}, env={"HOOK": ""})
     assert "portal.webhook_url: must not be empty" in message
+
+
+def test_an_s3_output_from_the_file_or_the_command_line_reads_output_s3() -> None:
+    env = {"XDG_CACHE_HOME": "/cache"}
+    s3 = {"endpoint_url": "https://storage.example.com", "region": "eu-central-1"}
+    in_file = parse_config(
+        {
+            "portal": {"webhook_url": WEBHOOK},
+            "output": {"dir": "s3://b24-backups/shop-a", "s3": s3},
+        },
+        base_dir=Path("/srv"),
+        env=env,
+    )
+    # A folder in the file, its store settings ready, and the URL given on the command line.
+    overridden = parse_config(
+        {"portal": {"webhook_url": WEBHOOK}, "output": {"dir": "./export", "s3": s3}},
+        base_dir=Path("/srv"),
+        env=env,
+        output_dir="s3://b24-backups/shop-a/",
+    )
+    for config in (in_file, overridden):
+        store = config.output.store
+        assert store is not None
+        assert (store.url, store.bucket, store.prefix) == (
+            "s3://b24-backups/shop-a",
+            "b24-backups",
+            "shop-a",
+        )
+        assert (store.endpoint_url, store.region) == (s3["endpoint_url"], s3["region"])
+        assert config.output.dir.is_relative_to("/cache/b24-image-exporter/stores")
+    with pytest.raises(ConfigError, match=r"output\.s3: only for an s3:// output\.dir"):
+        parse_config(
+            {"portal": {"webhook_url": WEBHOOK}, "output": {"dir": "./export", "s3": s3}},
+            base_dir=Path("/srv"),
+            env=env,
+        )

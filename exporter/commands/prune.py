@@ -59,8 +59,9 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
             what = "does not exist" if not folder.exists() else "is not a folder"
             raise ConfigError(f"prune: {folder} {what}")
         destination = destination_at(folder)
-    chosen = destination
-    result = runner.run(lambda: prune(chosen, gone_for_days=args.gone_for, dry_run=args.dry_run))
+    result = runner.run(
+        lambda: prune(destination, gone_for_days=args.gone_for, dry_run=args.dry_run)
+    )
     verb = "would remove" if result.dry_run else "removed"
     console = runner.console
     if not args.quiet:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from exporter.commands.shared import add_config_option, config_file, level_of, positive
 from exporter.config import is_store_url, load_config
+from exporter.destination.base import Destination
 from exporter.destination.index import STATE_DIR
-from exporter.destination.store import StoreDestination
 from exporter.errors import ConfigError
 from exporter.jobs.restore import RestoreJob, RestoreOptions, read_map
 from exporter.jobs.session import destination_at, store_export_at
@@ -93,10 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Restore the export; say the summary."""
     config = load_config(config_file(args))
+    source: Destination
     if is_store_url(args.source):
-        source = store_export_at(args.source, config)
-        assert isinstance(source, StoreDestination)
-        state, name = source.state_dir, source.store.url
+        store = store_export_at(args.source, config)
+        source, state, name = store, store.state_dir, store.store.url
     else:
         folder = Path(args.source)
         if not folder.is_dir():

@@ -130,21 +130,17 @@ def say_summary(console: Console, result: ExportResult) -> None:
 
 
 def store_export_named(args: argparse.Namespace, named: str | None) -> StoreDestination | None:
-    """The object-store export a command is asked about (an s3:// DIR, or the config's
-    s3:// output.dir), reached as the config's output.s3 says; None for a folder."""
-    if named is not None and not is_store_url(named):
-        return None
-    if named is None and args.config is None and not DEFAULT_CONFIG.is_file():
-        return None
-    if named is None:
-        config = load_config(config_file(args))
-        if config.output.store is None:
+    """The object-store export a command is asked about: an s3:// DIR (reached as
+    ./config.yaml's output.s3 says, when there is one), or the config's s3:// output.dir;
+    None for a folder."""
+    if named is not None:
+        if not is_store_url(named):
             return None
-        return StoreDestination(config.output, "", retries=config.retries)
-    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    if config_path is not None:
-        source = store_export_at(named, load_config(config_path))
-    else:
-        source = store_export_at(named, None)
-    assert isinstance(source, StoreDestination)
-    return source
+        near = load_config(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
+        return store_export_at(named, near)
+    if args.config is None and not DEFAULT_CONFIG.is_file():
+        return None
+    config = load_config(config_file(args))
+    if config.output.store is None:
+        return None
+    return StoreDestination(config.output, "", retries=config.retries)

@@ -136,7 +136,6 @@ class StoreDestination:
         self._client: Any = None
         self._lock: RunLock | None = None
         self._lock_task: asyncio.Task[None] | None = None
-        self._lock_etag: str | None = None
         self._index: ExportIndex | None = None
         self._listing: dict[str, int] = {}
         self._facts: dict[str, SidecarFacts] = {}
@@ -210,8 +209,6 @@ class StoreDestination:
         try:
             return await getattr(self._client, method)(Bucket=self.store.bucket, **params)
         except Exception as exc:  # botocore's errors: ClientError, connection, timeouts
-            if type(exc).__name__ in ("ClientError",) and _code(exc) in _ALREADY_THERE:
-                raise
             raise store_error(exc, doing, what) from None
 
     async def _take_locks(self) -> None:
@@ -244,7 +241,6 @@ class StoreDestination:
                 self.store.url,
             )
             return
-        self._lock_etag = answer.get("ETag")
         self._lock_task = asyncio.create_task(self._refresh_lock())
 
     async def _conditional_put(self, key: str, body: bytes) -> dict[str, Any] | None:

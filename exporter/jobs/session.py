@@ -17,6 +17,7 @@ from exporter.config import (
 )
 from exporter.destination.base import Destination
 from exporter.destination.folder import FolderDestination
+from exporter.destination.store import StoreDestination
 from exporter.errors import ConfigError
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_store
@@ -62,8 +63,6 @@ def http_session(config: Config) -> aiohttp.ClientSession:
 def destination_for(config: Config, *, reindex: bool = False) -> Destination:
     """Where `output` says the export lands (the run's report is no image's place)."""
     if config.output.store is not None:
-        from exporter.destination.store import StoreDestination
-
         return StoreDestination(
             config.output, config.portal.host, retries=config.retries, reindex=reindex
         )
@@ -75,24 +74,18 @@ def destination_at(folder: Path) -> Destination:
     return FolderDestination(OutputConfig(folder, DEFAULT_LAYOUT), portal_host="")
 
 
-def store_export_at(url: str, config: Config | None) -> Destination:
+def store_export_at(url: str, config: Config | None) -> StoreDestination:
     """An existing export in an object store, named by its s3:// URL (`restore --from`):
     reached as `config`'s own output.s3 says when its output is a store too, else as the
     standard AWS variables say (AWS_ENDPOINT_URL_S3, AWS_REGION); every sidecar is read
     when it opens. `ConfigError` for a URL that names no bucket."""
-    from exporter.destination.store import StoreDestination
-
     parsed = parse_store_url(url)
     if isinstance(parsed, str):
         raise ConfigError(f"{url}: {parsed}")
     bucket, prefix = parsed
     own = config.output.store if config is not None else None
-    store = StoreConfig(
-        f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}",
-        bucket,
-        prefix,
-        own.endpoint_url if own else None,
-        own.region if own else None,
+    store = StoreConfig.of(
+        bucket, prefix, own.endpoint_url if own else None, own.region if own else None
     )
     output = OutputConfig(store_state_dir(store, os.environ), DEFAULT_LAYOUT, store)
     retries = config.retries if config is not None else None
