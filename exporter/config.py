@@ -84,7 +84,7 @@ class RateLimitConfig:
 
     requests_per_second: float
     burst: int
-    downloads_share_limit: bool
+    downloads_share_limit: bool | None  # None: auto, learned from the portal's answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +231,7 @@ def parse_config(
         with reader.section(top.mapping("rate_limit"), "rate_limit") as rl:
             per_second = rl.number("requests_per_second", 2.0, minimum=MIN_RATE)
             burst_size = rl.integer("burst", 50, minimum=MIN_BURST)
-            shares = rl.boolean("downloads_share_limit", True)
+            shares = rl.boolean_or_auto("downloads_share_limit")
         batch_size = top.integer("batch_size", MAX_BATCH_SIZE, minimum=1, maximum=MAX_BATCH_SIZE)
         with reader.section(top.mapping("concurrency"), "concurrency") as conc:
             downloads = conc.integer("downloads", 8, minimum=1, maximum=256)
@@ -493,6 +493,18 @@ class _Section:
             return value.strip().lower() == "true"
         self._error(key, "must be true or false")
         return default
+
+    def boolean_or_auto(self, key: str) -> bool | None:
+        """true, false, or auto (the default), which reads as None."""
+        value = self._get(key)
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return None
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        self._error(key, "must be auto, true or false")
+        return None
 
     def number(self, key: str, default: float, *, minimum: float) -> float:
         value = self._get(key)

@@ -115,6 +115,7 @@ class RateLimitedError(PortalError):
     """HTTP 503 `QUERY_LIMIT_EXCEEDED`: the portal's request bucket is full; slow down."""
 
     sent_at: float | None = None  # when the refused request took its token
+    paced: bool = True  # whether it took one (the limiter has slowed down for it)
 
 
 class OperationTimeLimitError(PortalError):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -12,6 +14,8 @@ from exporter.cli import main
 from exporter.destination.index import STATE_DIR
 from exporter.destination.lock import RunLock
 from exporter.jobs.check import Outcome, Readiness, Status, clock_outcome, render, render_verdict
+from exporter.portal.budget import shared_finding
+from exporter.portal.downloads import Finding
 from exporter.simulator import Catalog, PortalSettings
 
 from .support import FAST, catalog_of, portal_in_thread, write_manifest
@@ -87,13 +91,38 @@ def test_a_good_config_is_ready_in_at_most_five_requests_and_writes_nothing(
     assert snapshot(tmp_path) == before
     assert not out.exists()
     assert "portal 127.0.0.1" in text
-    assert "an inbound webhook; rate limit 1000 req/s, burst 1000, downloads counted" in text
+    assert (
+        "an inbound webhook; rate limit 1000 req/s, burst 1000, downloads counted in it or not "
+        "(not known yet: the first run learns it)"
+    ) in text
+    assert "if the portal counts downloads" in text and "if it does not" in text
     assert "31 rows, 30 distinct images named by pairs, 1 products named without images" in text
     assert "does not exist yet; the first run creates it" in text
     assert "accepts the credentials and the catalog scope" in text
     assert "the portal's clock is" in text
     assert "images named: 30, already done: 0, to export: 30" in text
     assert text.rstrip().splitlines()[-1].startswith("ready")
+
+
+def test_what_an_earlier_run_learned_is_said_and_gives_one_estimate(
+    tmp_path: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
+    with portal_in_thread(catalog) as portal:
+        host = urlsplit(portal.webhook_url).netloc
+        shared_finding(host).keep(
+            Finding(False, datetime.now(UTC).date(), "the portal served 60 downloads")
+        )
+        config = write_config(
+            tmp_path / "config.yaml", portal.webhook_url, manifest, tmp_path / "o"
+        )
+        code = main(["check", "--config", str(config)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert (
+        f"downloads not counted in it (learned on {datetime.now(UTC).date().isoformat()})" in text
+    )
+    assert "if the portal counts downloads" not in text
 
 
 def test_an_output_with_an_export_is_counted_and_left_as_it_is(

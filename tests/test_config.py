@@ -38,7 +38,7 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     assert config.output.layout == "{productId}/{id}_{name}"
     assert config.rate_limit.requests_per_second == 2.0
     assert config.rate_limit.burst == 50
-    assert config.rate_limit.downloads_share_limit is True
+    assert config.rate_limit.downloads_share_limit is None  # auto
     assert config.batch_size == 50
     assert config.download_concurrency == 8
     assert config.retries.max_attempts == 6
@@ -250,7 +250,7 @@ def test_bad_layout_is_refused(layout: str, problem: str) -> None:
     [
         ("rate_limit", "requests_per_second", "fast", "must be a number"),
         ("rate_limit", "burst", 2.5, "must be a whole number"),
-        ("rate_limit", "downloads_share_limit", "maybe", "must be true or false"),
+        ("rate_limit", "downloads_share_limit", "maybe", "must be auto, true or false"),
         ("concurrency", "downloads", 0, "must be from 1 to 256"),
     ],
 )

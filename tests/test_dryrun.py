@@ -112,9 +112,10 @@ def test_requests_are_batches_plus_downloads() -> None:
 def test_the_estimate_is_what_the_limit_allows_beyond_the_burst() -> None:
     plan = Plan(named=1000, pending=[ImageRef(1, n) for n in range(1000)])
     # 20 batches + 1,000 downloads, 48 of them at once (burst 50 less headroom), then 2/s.
-    assert estimate_seconds(plan, config_with(2, 50)) == pytest.approx((1020 - 48) / 2)  # type: ignore[arg-type]
+    config = config_with(2, 50)
+    assert estimate_seconds(plan, config, counted=True) == pytest.approx((1020 - 48) / 2)  # type: ignore[arg-type]
     # Downloads outside the limit: only the 20 batches count, all within the burst.
-    assert estimate_seconds(plan, config_with(2, 50, share=False)) == 0  # type: ignore[arg-type]
+    assert estimate_seconds(plan, config, counted=False) == 0  # type: ignore[arg-type]
 
 
 def test_a_dry_run_honours_force_and_recheck_as_the_run_would(

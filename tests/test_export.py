@@ -514,7 +514,7 @@ async def test_an_oauth_app_exports_through_the_oauth_routes(tmp_path: Path) -> 
 def test_two_exporter_processes_share_one_budget_and_see_no_503(tmp_path: Path) -> None:
     catalog = catalog_of(16, 80)
     pairs = catalog.pairs()
-    limit = {"requests_per_second": 20, "burst": 20}
+    limit = {"requests_per_second": 20, "burst": 20, "downloads_share_limit": True}
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     with portal_in_thread(catalog, PortalSettings(rps=20, burst=20)) as portal:
         procs = []

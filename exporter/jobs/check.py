@@ -47,12 +47,12 @@ from exporter.errors import (
     UsageError,
     exit_status,
 )
-from exporter.jobs.dryrun import Plan, describe_plan, read_plan
+from exporter.jobs.dryrun import Plan, describe_plan, downloads_counted, read_plan
 from exporter.jobs.session import destination_for, http_session, portal_client
 from exporter.jobs.state import Selection
 from exporter.manifest import ManifestRow, iter_manifest
 from exporter.model import ImageRef, ProductImage
-from exporter.portal.budget import private_copy
+from exporter.portal.budget import private_copy, recalled_finding
 from exporter.portal.catalog import CATALOG_LIST_METHOD
 from exporter.portal.client import PortalClient
 from exporter.portal.metadata import MetadataFetcher
@@ -150,14 +150,15 @@ class ReadinessCheck:
             self._tell(Outcome.problem("configuration", exc, "fix what the message names"))
             return None
         rate = config.rate_limit
-        counted = "counted in it" if rate.downloads_share_limit else "not counted in it"
+        counted = {True: "counted in it", False: "not counted in it", None: "counted in it or not"}
+        answer, known = downloads_counted(config)
         self._tell(
             Outcome(
                 "configuration",
                 Status.OK,
                 f"{self.config_path}: portal {config.portal.host}, {_authentication(config)}; "
                 f"rate limit {rate.requests_per_second:g} req/s, burst {rate.burst}, "
-                f"downloads {counted}",
+                f"downloads {counted[answer]} ({known})",
             )
         )
         oauth = config.portal.oauth
@@ -219,7 +220,10 @@ class ReadinessCheck:
 
     async def _portal(self, config: Config, named: Plan | None) -> None:
         async with http_session(config) as session:
-            client = portal_client(config, session, budget=private_copy(config.portal.host))
+            host = config.portal.host
+            client = portal_client(
+                config, session, budget=private_copy(host), learned=recalled_finding(host)
+            )
             try:
                 if await self._credentials(client, config):
                     await self._images(client, config, named)

@@ -85,7 +85,7 @@ class Demo:
 def seconds_on_the_default_plan(requests: int) -> float:
     """How long the portal's default plan (2 requests/s, burst 50) lets `requests` take."""
     plan = RateLimitConfig(requests_per_second=2.0, burst=50, downloads_share_limit=True)
-    return seconds_at_limit(requests, 0, plan, plan.burst - headroom(plan.burst))
+    return seconds_at_limit(requests, plan, plan.burst - headroom(plan.burst))
 
 
 def write_manifest(catalog: Catalog, path: Path, product_rows: int = 0) -> None:

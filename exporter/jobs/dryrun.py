@@ -23,8 +23,10 @@ from exporter.jobs.session import destination_for, http_session, portal_client
 from exporter.jobs.state import Selection, Verdict
 from exporter.manifest import iter_manifest, validate_manifest
 from exporter.model import ImageRef
+from exporter.portal.budget import recalled_finding
 from exporter.portal.catalog import walk_catalog
 from exporter.portal.client import PortalClient
+from exporter.portal.downloads import fresh
 from exporter.portal.metadata import MetadataFetcher
 from exporter.portal.ratelimit import BucketStore, Clock, headroom
 from exporter.units import format_duration
@@ -70,19 +72,31 @@ def requests_needed(plan: Plan, config: Config) -> tuple[int, int, int]:
     return metadata, math.ceil(plan.products / size), plan.downloads()
 
 
-def estimate_seconds(plan: Plan, config: Config) -> float:
-    """Wall time the portal's limit allows for those requests (transfers not counted)."""
+def estimate_seconds(plan: Plan, config: Config, *, counted: bool) -> float:
+    """Wall time the portal's limit allows for those requests (transfers not counted),
+    with downloads `counted` in the limit or not."""
     metadata, lists, downloads = requests_needed(plan, config)
     rate = config.rate_limit
     capacity = max(1, rate.burst - headroom(rate.burst))
-    return seconds_at_limit(metadata + lists, downloads, rate, capacity)
+    return seconds_at_limit(metadata + lists + (downloads if counted else 0), rate, capacity)
 
 
-def seconds_at_limit(rest: float, downloads: float, rate: RateLimitConfig, tokens: float) -> float:
-    """The least time the portal's limit lets `rest` requests and `downloads` take, with
-    `tokens` of the bucket still free (downloads count only when they share the limit)."""
-    counted = rest + (downloads if rate.downloads_share_limit else 0)
-    return max(0.0, counted - tokens) / rate.requests_per_second
+def seconds_at_limit(requests: float, rate: RateLimitConfig, tokens: float) -> float:
+    """The least time the portal's limit lets `requests` take, with `tokens` of the
+    bucket still free."""
+    return max(0.0, requests - tokens) / rate.requests_per_second
+
+
+def downloads_counted(config: Config) -> tuple[bool | None, str]:
+    """Whether a run's downloads would count in the limit (None: not known yet, it
+    learns that), and how that is known."""
+    setting = config.rate_limit.downloads_share_limit
+    if setting is not None:
+        return setting, f"downloads_share_limit: {str(setting).lower()}"
+    finding = fresh(recalled_finding(config.portal.host))
+    if finding is None:
+        return None, "not known yet: the first run learns it"
+    return finding.counted, f"learned on {finding.learned_on.isoformat()}"
 
 
 def read_plan(manifest: Path, selection: Selection, *, recheck: bool = False) -> Plan:
@@ -159,22 +173,32 @@ def describe_plan(plan: Plan, config: Config) -> list[str]:
                   + f": {f.error} {f.description}" for f in plan.failures[:20]]  # fmt: skip
         if len(plan.failures) > 20:
             lines.append(f"  ... and {len(plan.failures) - 20} more")
-    shared = "sharing the limit" if rate.downloads_share_limit else "outside the limit"
+    counted, known = downloads_counted(config)
+    shared = {True: "sharing the limit", False: "outside the limit", None: "sharing it or not"}
     lines.append(
         f"requests the run needs: {metadata} metadata batches, {lists} product-list batches, "
-        f"{downloads} downloads ({shared})"
+        f"{downloads} downloads ({shared[counted]}: {known})"
     )
-    estimate = format_duration(estimate_seconds(plan, config))
-    lines.append(
-        f"estimated time at {rate.requests_per_second:g} req/s, burst {rate.burst}: "
-        f"{estimate} (the portal's limit; transfers not included)"
-    )
+    at = f"at {rate.requests_per_second:g} req/s, burst {rate.burst}"
+    if counted is None:
+        worst = format_duration(estimate_seconds(plan, config, counted=True))
+        best = format_duration(estimate_seconds(plan, config, counted=False))
+        lines.append(
+            f"estimated time {at}: {worst} if the portal counts downloads, {best} if it does "
+            "not (the portal's limit; transfers not included)"
+        )
+    else:
+        estimate = format_duration(estimate_seconds(plan, config, counted=counted))
+        lines.append(
+            f"estimated time {at}: {estimate} (the portal's limit; transfers not included)"
+        )
     return lines
 
 
 def plan_fields(plan: Plan, config: Config) -> dict[str, Any]:
     """The dry run's figures, for a JSON log line (what `render_plan` says in words)."""
     metadata, lists, downloads = requests_needed(plan, config)
+    counted, _ = downloads_counted(config)
     fields: dict[str, Any] = {
         "images": {"named": plan.named, "done": plan.done, "toExport": plan.to_fetch},
         "products": {
@@ -187,12 +211,20 @@ def plan_fields(plan: Plan, config: Config) -> dict[str, Any]:
             "productListBatches": lists,
             "downloads": downloads,
         },
-        "downloadsShareLimit": config.rate_limit.downloads_share_limit,
-        "estimatedSeconds": round(estimate_seconds(plan, config), 1),
+        "downloadsShareLimit": _setting(config.rate_limit.downloads_share_limit),
+        "downloadsCounted": counted,
+        "estimatedSeconds": round(estimate_seconds(plan, config, counted=counted is not False), 1),
     }
+    if counted is None:
+        free = estimate_seconds(plan, config, counted=False)
+        fields["estimatedSecondsIfDownloadsDoNotCount"] = round(free, 1)
     if plan.metadata_checked:
         fields["wouldFail"] = [failure.as_dict() for failure in plan.failures]
     return fields
+
+
+def _setting(value: bool | None) -> bool | str:
+    return "auto" if value is None else value
 
 
 async def dry_run(
@@ -219,7 +251,9 @@ async def dry_run(
             plan = read_plan(config.manifest, selection, recheck=recheck)
         if discover or metadata:
             async with http_session(config) as session:
-                client = portal_client(config, session, clock=clock, budget=budget)
+                # A dry run learns nothing for later runs: it reads what they learned.
+                learned = recalled_finding(config.portal.host)
+                client = portal_client(config, session, clock=clock, budget=budget, learned=learned)
                 if discover:
                     await discover_plan(client, config, plan)
                 if metadata:

@@ -43,6 +43,7 @@ from exporter.jobs.state import RunState, named_images
 from exporter.manifest import validate_manifest
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
+from exporter.portal.downloads import DownloadRule
 from exporter.portal.ratelimit import BucketStore, Clock
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class ExportResult:
             f"{requests['download']} downloads, {requests['rateLimited']} rate-limited, "
             f"{requests['retried']} retried",
         ]
+        learned = self.report.get("downloadsShareLimit", {})
+        if learned.get("learnedNow"):
+            verdict = "count" if learned["counted"] else "do not count"
+            lines.append(f"learned: downloads {verdict} in the request budget ({learned['why']})")
+        elif learned.get("doubt"):
+            lines.append(f"downloads waited for the request budget: {learned['doubt']}")
         if self.exit_code >= EXIT_INTERRUPTED:
             lines.append("interrupted: the next run resumes where this one stopped")
         lines.append(f"report: {self.report_path}")
@@ -140,13 +147,14 @@ class ExportJob:
         stopped_by: BaseException | None = None
         opened = False
         snapshot: Callable[[], Snapshot] | None = None
+        downloads: DownloadRule | None = None
         try:
             self._check_manifest(state)
             await self._destination.open()
             opened = True
             async with http_session(config) as session:
                 client = self._client(session)
-                counts = client.counts
+                counts, downloads = client.counts, client.downloads
                 pipeline = Pipeline(
                     config, client, self._destination, state,
                     force=self.force, discover=self.discover, recheck=self.recheck,
@@ -180,6 +188,7 @@ class ExportJob:
                 counts=counts,
                 exit_code=exit_code,
                 aborted_by=aborted_by,
+                downloads=None if downloads is None else downloads.report(),
             )
             if not write_report(config.report, report) and exit_code == EXIT_OK:
                 # A nightly run whose report cannot land has not told the truth: not 0.
@@ -230,8 +239,10 @@ def _snapshot(state: RunState, client: PortalClient, config: Config, elapsed: fl
     tally, counts = state.tally, client.counts
     total = state.total
     remaining = total - tally.exported - tally.skipped - tally.failed
+    # Downloads count while it is not known whether they do: the longer estimate.
+    counted = remaining if client.downloads.counted is not False else 0
     at_limit = seconds_at_limit(
-        remaining / config.batch_size, remaining, config.rate_limit, client.free_tokens
+        remaining / config.batch_size + counted, config.rate_limit, client.free_tokens
     )
     return Snapshot(
         total=total,

@@ -103,8 +103,13 @@ def build_report(
     counts: RequestCounts,
     exit_code: int,
     aborted_by: str | None = None,
+    downloads: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report document of the spec, plus the exit code and why a run stopped early."""
+    """The report document of the spec, plus the exit code and why a run stopped early.
+
+    `downloads` is what the run knew about downloads and the request budget
+    (`DownloadRule.report`): the setting, and with `auto` what was learned and why.
+    """
     report: dict[str, Any] = {
         "startedAt": _iso(started_at),
         "finishedAt": _iso(finished_at),
@@ -132,6 +137,8 @@ def build_report(
         "bytes": tally.bytes,
         "exitCode": exit_code,
     }
+    if downloads is not None:
+        report["downloadsShareLimit"] = downloads
     if tally.warnings:
         report["warnings"] = [redact(warning) for warning in tally.warnings]
     if tally.notices:

@@ -489,7 +489,7 @@ class RestoreJob:
             report["uploadRequests"] = self._requests_for(tally.planned)
             rate = self.config.rate_limit
             burst = max(1, rate.burst - headroom(rate.burst))
-            seconds = seconds_at_limit(report["uploadRequests"], 0, rate, burst)
+            seconds = seconds_at_limit(report["uploadRequests"], rate, burst)
             report["estimatedSeconds"] = round(seconds, 1)
             report["wouldUpload"] = [
                 {

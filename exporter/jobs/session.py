@@ -20,8 +20,9 @@ from exporter.destination.folder import FolderDestination
 from exporter.destination.store import StoreDestination
 from exporter.errors import ConfigError
 from exporter.portal.auth import make_auth
-from exporter.portal.budget import shared_store
+from exporter.portal.budget import shared_finding, shared_store
 from exporter.portal.client import PortalClient
+from exporter.portal.downloads import FindingMemory
 from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
 from exporter.portal.retry import RetryPolicy
 
@@ -34,8 +35,13 @@ def portal_client(
     *,
     clock: Clock | None = None,
     budget: BucketStore | None = None,
+    learned: FindingMemory | None = None,
 ) -> PortalClient:
-    """The client a job talks to the portal through: one limiter, one budget, one auth."""
+    """The client a job talks to the portal through: one limiter, one budget, one auth.
+
+    `budget` holds the limiter's state and `learned` whether downloads count (with
+    `downloads_share_limit: auto`); by default both are files next to each other in the
+    user's cache folder, shared by every exporter process talking to that portal."""
     rate = config.rate_limit
     return PortalClient(
         base_url=config.portal.base_url,
@@ -51,6 +57,7 @@ def portal_client(
         timeout_seconds=config.portal.timeout_seconds,
         downloads_share_limit=rate.downloads_share_limit,
         clock=clock,
+        learned=learned or shared_finding(config.portal.host),
     )
 
 

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from exporter.atomic import write_atomic_sync
+from exporter.portal.downloads import Finding, FindingMemory, KeptInMemory
 from exporter.portal.ratelimit import BucketState, BucketStore, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,53 @@ def private_copy(portal_host: str) -> BucketStore:
         os.close(fd)
 
 
+class FindingFile:
+    """Whether downloads count, as learned for one portal, in a small JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def recall(self) -> Finding | None:
+        try:
+            return Finding.from_dict(json.loads(self.path.read_bytes()))
+        except (OSError, ValueError):
+            return None  # none yet, unreadable or damaged: learned again
+
+    def keep(self, finding: Finding) -> None:
+        data = json.dumps(finding.as_dict(), ensure_ascii=False).encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic_sync(self.path, data, mode=0o600)
+        except OSError as exc:
+            log.warning("cannot keep what was learned in %s (%s)", self.path, exc.strerror)
+
+    def forget(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot forget what was learned in %s (%s)", self.path, exc.strerror)
+
+
+def shared_finding(portal_host: str) -> FindingMemory:
+    """Where whether `portal_host` counts downloads is kept, next to its bucket state."""
+    return FindingFile(_finding_path(portal_host))
+
+
+def recalled_finding(portal_host: str) -> FindingMemory:
+    """The kept finding of `portal_host`, in memory: for a process that writes nothing."""
+    return KeptInMemory(FindingFile(_finding_path(portal_host)).recall())
+
+
+def _finding_path(portal_host: str) -> Path:
+    return cache_dir() / f"downloads-{_safe(portal_host)}.json"
+
+
+def _safe(portal_host: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", portal_host)
+
+
 def _state_path(portal_host: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", portal_host)
-    return cache_dir() / f"ratelimit-{safe}.json"
+    return cache_dir() / f"ratelimit-{_safe(portal_host)}.json"
 
 
 def _decode(data: bytes) -> BucketState | None:

@@ -46,6 +46,7 @@ from exporter.portal.batch import (
     batch_payload,
     parse_batch_answer,
 )
+from exporter.portal.downloads import DownloadRule, FindingMemory, Ticket
 from exporter.portal.operating import OperatingBudget
 from exporter.portal.ratelimit import Clock, MonotonicClock, TokenBucket
 from exporter.portal.retry import Action, RetryPolicy, Tries
@@ -71,17 +72,21 @@ class PortalClient:
         limiter: TokenBucket,
         retry: RetryPolicy,
         timeout_seconds: float,
-        downloads_share_limit: bool,
+        downloads_share_limit: bool | None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        learned: FindingMemory | None = None,
     ) -> None:
+        """`downloads_share_limit` None is auto: learned, and kept in `learned`."""
         self.counts = RequestCounts()
         self._auth = auth
         self._session = session
         self._limiter = limiter
         self.retry = retry
-        self._downloads_share_limit = downloads_share_limit
         self._clock: Clock = clock or MonotonicClock()
+        self.downloads = DownloadRule(
+            downloads_share_limit, limiter, clock=self._clock, memory=learned
+        )
         self._rng = rng or random.Random()
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._download_timeout = aiohttp.ClientTimeout(
@@ -132,12 +137,12 @@ class PortalClient:
         return answer
 
     async def with_retries(
-        self, attempt: Callable[[], Awaitable[T]], *, paced: bool = True, idempotent: bool = True
+        self, attempt: Callable[[], Awaitable[T]], *, idempotent: bool = True
     ) -> T:
         """Run `attempt` until it succeeds or the retry policy gives up on it.
 
-        `paced` says whether `attempt` waits for the limiter itself; an attempt that
-        does not (a download outside the shared budget) backs off after a 503 instead.
+        A 503 to a request that took a token has slowed the limiter down already; one
+        sent past it (a download outside the shared budget) backs off instead.
         Steps that are another loop's to take (send alone, renew a download link) end
         this one with the error.
         """
@@ -156,9 +161,7 @@ class PortalClient:
                 if isinstance(exc, RateLimitedError):
                     self.counts.rate_limited += 1
                 match step.action:
-                    case Action.SLOW_DOWN if paced:
-                        assert isinstance(exc, RateLimitedError)
-                        self._limiter.on_rate_limited(exc.sent_at)
+                    case Action.SLOW_DOWN if isinstance(exc, RateLimitedError) and exc.paced:
                         log.debug("QUERY_LIMIT_EXCEEDED: rate now %.2f/s", self._limiter.rate)
                     case Action.SLOW_DOWN:  # outside the limiter: back off instead
                         await self._clock.sleep(self._rng.uniform(0, step.backoff))
@@ -193,7 +196,7 @@ class PortalClient:
                 content_type = response.headers.get("Content-Type", "")
                 return await receive(Incoming(content_type, response.content_length, pieces))
 
-        return await self.with_retries(attempt, paced=self._downloads_share_limit)
+        return await self.with_retries(attempt)
 
     @asynccontextmanager
     async def open_download(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -206,7 +209,7 @@ class PortalClient:
         link = _parse_link(url)
         if link is None:
             raise DownloadError("BAD_LINK", "the portal gave a download link that is not a URL")
-        sent_at = await self._limiter.acquire() if self._downloads_share_limit else None
+        ticket = await self.downloads.send()
         self.counts.download += 1
         try:
             async with self._session.get(
@@ -218,13 +221,16 @@ class PortalClient:
                 try:
                     await self._check_download(response)
                 except RateLimitedError as exc:
-                    exc.sent_at = sent_at
+                    self._refused(exc, ticket)
                     raise
-                if self._downloads_share_limit:
-                    self._limiter.on_success()
+                self.downloads.admitted(ticket)
                 yield response
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise from_transport(exc) from None
+
+    def _refused(self, exc: RateLimitedError, ticket: Ticket) -> None:
+        exc.sent_at, exc.paced = ticket.sent_at, ticket.through_limiter
+        self.downloads.refused(ticket)
 
     async def _check_download(self, response: aiohttp.ClientResponse) -> None:
         status = response.status
@@ -251,6 +257,7 @@ class PortalClient:
         for name in methods:
             await self.operating.wait(name)
         sent_at = await self._limiter.acquire()
+        self.downloads.rest_sent(sent_at)
         credentials = self._auth.params()
         self.counts.rest += 1
         if method == BATCH_METHOD:
@@ -276,6 +283,8 @@ class PortalClient:
             raise
         except RateLimitedError as exc:
             exc.sent_at = sent_at
+            self._limiter.on_rate_limited(sent_at)
+            self.downloads.rest_refused(sent_at)
             raise
         except OperationTimeLimitError:
             for name in methods:

@@ -91,7 +91,9 @@ def headroom(burst: int) -> int:
 class TokenBucket:
     """Spaces requests: a burst at once, then `rate` per second, slower after a 503."""
 
-    __slots__ = ("_capacity", "_clock", "_last_rate", "_lock", "_max_rate", "_min_rate", "_store")
+    __slots__ = (
+        "_capacity", "_clock", "_last_rate", "_lock", "_max_rate", "_min_rate", "_store", "burst"
+    )  # fmt: skip
 
     DECREASE = 0.5  # rate multiplier on a 503
     INCREASE = 0.01  # rate grows by this fraction of itself with each success
@@ -107,6 +109,7 @@ class TokenBucket:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst ≥ 1")
         self._clock: Clock = clock or MonotonicClock()
+        self.burst = burst  # the portal's, as configured
         self._max_rate = rate
         self._min_rate = rate * self.FLOOR
         self._capacity = float(max(1, burst - headroom(burst)))
@@ -119,6 +122,11 @@ class TokenBucket:
         """The current refill rate in requests per second."""
         with self._state() as state:
             return state.rate
+
+    @property
+    def max_rate(self) -> float:
+        """The configured rate: what the portal's bucket drains at."""
+        return self._max_rate
 
     @property
     def tokens(self) -> float:
@@ -164,6 +172,18 @@ class TokenBucket:
                         return state.updated
                     wait = (1.0 - state.tokens) / min(state.rate, self._max_rate)
                 await self._clock.sleep(wait)
+
+    def take(self) -> float:
+        """Take a token now, without waiting (the level may go below zero: later
+        requests wait for it); returns the time it was taken."""
+        with self._state() as state:
+            state.tokens -= 1.0
+            return state.updated
+
+    def give(self, tokens: int) -> None:
+        """Give back tokens taken for requests the portal turned out not to count."""
+        with self._state() as state:
+            state.tokens = min(self._capacity, state.tokens + tokens)
 
     def on_rate_limited(self, sent_at: float | None = None) -> None:
         """The portal answered `QUERY_LIMIT_EXCEEDED` to a request sent at `sent_at`."""
