@@ -9,6 +9,7 @@
     python bench/run.py throughput --images 200 --size 5M --parallel 8
     python bench/run.py restore --images 2000 --size 20K-200K --rps 20 --burst 50
     python bench/run.py s3 --images 200 --size 5M --parallel 8
+    python bench/run.py auto --images-free 1500 --images-counted 700 --rps 20 --burst 50
 
 `rate` starts the simulated portal with the given limit, runs the exporter against it
 (as a separate process, so its wall time and peak memory are its own) and, in the same
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import math
 import os
@@ -62,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.s3_clients import rclone_env
 from exporter.config import MAX_BATCH_SIZE
 from exporter.destination.index import STATE_DIR
+from exporter.destination.sidecar import SIDECAR_SUFFIX
 from exporter.portal.upload import DEFAULT_BUDGET, base64_size
 from exporter.simulator import (
     Catalog,
@@ -161,7 +164,7 @@ def write_config(
     manifest: Path,
     out: Path,
     args: argparse.Namespace,
-    share_downloads: bool,
+    share_downloads: bool | None,
 ) -> Path:
     limit = (
         {"requests_per_second": args.rps, "burst": args.burst} if args.rps > 0 else dict(UNLIMITED)
@@ -170,7 +173,10 @@ def write_config(
         "portal": {"webhook_url": portal.webhook_url},
         "manifest": str(manifest),
         "output": {"dir": str(out)},
-        "rate_limit": {**limit, "downloads_share_limit": share_downloads},
+        "rate_limit": {
+            **limit,
+            "downloads_share_limit": "auto" if share_downloads is None else share_downloads,
+        },
         "concurrency": {"downloads": args.concurrency},
     }
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
@@ -1158,6 +1164,84 @@ def bench_s3(args: argparse.Namespace) -> None:
     )
 
 
+# Learning whether downloads count (downloads_share_limit: auto).
+
+
+def intact_images(out: Path, catalog: Catalog) -> int:
+    """Exported files whose bytes match their sidecar's SHA-256 and the portal's image."""
+    good = 0
+    for sidecar in out.rglob("*" + SIDECAR_SUFFIX):
+        if STATE_DIR in sidecar.parts or sidecar.name == "report.json":
+            continue
+        document = json.loads(sidecar.read_text(encoding="utf-8"))
+        data = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX)).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        image_id = int(document["productImage"]["id"])
+        good += digest == document["file"]["sha256"] == catalog.image_sha256(image_id)
+    return good
+
+
+def learned_of(report: Path) -> str:
+    """What the report says about downloads and the budget, in a few words."""
+    try:
+        known = json.loads(report.read_text())["downloadsShareLimit"]
+    except (OSError, ValueError, KeyError):
+        return "-"
+    if known["setting"] != "auto":
+        return f"set: {str(known['setting']).lower()}"
+    counted = {True: "counted", False: "not counted", None: "not known"}[known["counted"]]
+    return f"{counted} ({'learned now' if known.get('learnedNow') else 'recalled'})"
+
+
+def bench_auto(args: argparse.Namespace) -> None:
+    """Per portal (counting downloads or not): `false`/`true` as a reference, then `auto`
+    with a fresh cache, then `auto` again over new images with what it learned."""
+    headers = ["portal", "run", "images", "wall s", "ideal s", "efficiency", "wall/ref",
+               "503s", "intact", "downloads", "exit"]  # fmt: skip
+    table = [headers]
+    for counted, images in ((False, args.images_free), (True, args.images_counted)):
+        lo, hi = size_range(args.size)
+        catalog = Catalog.generate(
+            products=max(1, images // 5), images=2 * images, seed=args.seed, image_size=(lo, hi)
+        )
+        pairs = catalog.pairs()
+        first, second = pairs[:images], pairs[images:]
+        portal_name = "counts downloads" if counted else "does not count"
+        with (
+            tempfile.TemporaryDirectory(prefix="b24-bench-") as scratch_name,
+            serve_in_thread(catalog, portal_settings(args, counted)) as portal,
+        ):
+            scratch = Path(scratch_name)
+            runs = [("reference: " + str(counted).lower(), first, counted, "ref"),
+                    ("auto, fresh cache", first, None, "cache"),
+                    ("auto, learned", second, None, "cache")]  # fmt: skip
+            reference_wall = None
+            for n, (label, part, setting, cache) in enumerate(runs):
+                time.sleep(args.burst / args.rps)  # the portal's bucket drains between runs
+                env = {**os.environ, "XDG_CACHE_HOME": str(scratch / cache)}
+                manifest = write_manifest(scratch / f"m{n}.csv", part)
+                out = scratch / f"out{n}"
+                config = write_config(scratch / f"c{n}.yaml", portal, manifest, out, args, setting)
+                before = stats_of(portal)
+                [finished] = run_processes([exporter_command(config)], env)
+                after = stats_of(portal)
+                ideal = ideal_seconds(args, len(part), counted) or 0.0
+                reference_wall = reference_wall or finished.wall
+                table.append([
+                    portal_name, label, str(len(part)), f"{finished.wall:.1f}", f"{ideal:.1f}",
+                    f"{ideal / finished.wall:.3f}" if ideal else "-",
+                    f"{finished.wall / reference_wall:.2f}",
+                    str(delta(after, before, "rate_limited")),
+                    f"{intact_images(out, catalog)}/{len(part)}",
+                    learned_of(out / "report.json"), str(finished.exit_code),
+                ])  # fmt: skip
+    print_rows(table)
+    print(
+        "wall/ref: against the reference run of the same images with the setting that is "
+        "right for that portal; efficiency: ideal/wall, the ideal being what the limit allows"
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
         webhook, manifest, out, rps = sys.argv[2:6]
@@ -1231,6 +1315,17 @@ def main() -> None:
     s3.add_argument("--seed", type=int, default=1)
     s3.add_argument("--repeat", type=int, default=2, help="rounds (default 2)")
     s3.set_defaults(run=bench_s3, competitor=0.0, operating_cost=0.0)
+    auto = modes.add_parser(
+        "auto", help="downloads_share_limit: auto learning, portals counting downloads or not"
+    )
+    auto.add_argument("--images-free", type=int, default=1500, help="portal not counting")
+    auto.add_argument("--images-counted", type=int, default=700, help="portal counting")
+    auto.add_argument("--size", default="2k-20k")
+    auto.add_argument("--rps", type=float, default=20.0)
+    auto.add_argument("--burst", type=int, default=50)
+    auto.add_argument("--concurrency", type=int, default=8)
+    auto.add_argument("--seed", type=int, default=1)
+    auto.set_defaults(run=bench_auto, competitor=0.0, operating_cost=0.0)
     args = parser.parse_args()
     args.run(args)
 
