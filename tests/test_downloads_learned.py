@@ -53,16 +53,26 @@ async def run(
     return result.report
 
 
-async def test_a_portal_that_does_not_count_downloads_is_learned_once(tmp_path: Path) -> None:
-    catalog = catalog_of(10, 400)
+async def two_runs(
+    tmp_path: Path, catalog: Catalog, *, counted: bool
+) -> tuple[dict[str, Any], int, dict[str, Any], int]:
+    """Half the catalog, then the other half: each run's report and 503s, all intact."""
     pairs = catalog.pairs()
-    async with portal_for(catalog, settings(counted=False)) as portal:
-        first = await run(portal, tmp_path, "first", pairs[:200])
+    half = len(pairs) // 2
+    async with portal_for(catalog, settings(counted=counted)) as portal:
+        first = await run(portal, tmp_path, "first", pairs[:half])
         refused_first = portal.stats.rate_limited
-        second = await run(portal, tmp_path, "second", pairs[200:])
+        second = await run(portal, tmp_path, "second", pairs[half:])
         refused_second = portal.stats.rate_limited - refused_first
-    intact(tmp_path / "first", catalog, pairs[:200])
-    intact(tmp_path / "second", catalog, pairs[200:])
+    intact(tmp_path / "first", catalog, pairs[:half])
+    intact(tmp_path / "second", catalog, pairs[half:])
+    return first, refused_first, second, refused_second
+
+
+async def test_a_portal_that_does_not_count_downloads_is_learned_once(tmp_path: Path) -> None:
+    first, refused_first, second, refused_second = await two_runs(
+        tmp_path, catalog_of(10, 400), counted=False
+    )
     learned = first["downloadsShareLimit"]
     assert learned["setting"] == "auto"
     assert (learned["counted"], learned["learnedNow"]) == (False, True)
@@ -78,15 +88,9 @@ async def test_a_portal_that_does_not_count_downloads_is_learned_once(tmp_path: 
 
 
 async def test_a_portal_that_counts_downloads_is_learned_and_paced(tmp_path: Path) -> None:
-    catalog = catalog_of(4, 100)
-    pairs = catalog.pairs()
-    async with portal_for(catalog, settings(counted=True)) as portal:
-        first = await run(portal, tmp_path, "first", pairs[:50])
-        refused_first = portal.stats.rate_limited
-        second = await run(portal, tmp_path, "second", pairs[50:])
-        refused_second = portal.stats.rate_limited - refused_first
-    intact(tmp_path / "first", catalog, pairs[:50])
-    intact(tmp_path / "second", catalog, pairs[50:])
+    first, refused_first, second, refused_second = await two_runs(
+        tmp_path, catalog_of(4, 100), counted=True
+    )
     learned = first["downloadsShareLimit"]
     assert (learned["counted"], learned["learnedNow"]) == (True, True)
     assert 1 <= refused_first <= LIMIT["burst"]
