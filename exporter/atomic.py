@@ -57,12 +57,19 @@ def discard(path: Path) -> None:
         path.unlink()
 
 
-def write_atomic_sync(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write small content (a sidecar, the report) whole or not at all."""
+def write_atomic_sync(
+    path: Path, data: bytes, *, mode: int | None = None, sync_dir: bool = True
+) -> None:
+    """Write small content (a sidecar, the report) whole or not at all.
+
+    Without `mode` the file gets what the umask leaves of 0o666, like any new file.
+    `sync_dir=False` leaves making the rename durable to the caller (one fsync of the
+    folder for a group of files).
+    """
     temp = temp_path_for(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    fd = os.open(temp, flags, 0o666 if mode is None else mode)
     try:
-        fd = os.open(temp, flags, 0o600 if mode is None else mode)
         try:
             view = memoryview(data)
             while view:
@@ -71,19 +78,7 @@ def write_atomic_sync(path: Path, data: bytes, *, mode: int | None = None) -> No
             os.fsync(fd)
         finally:
             os.close(fd)
-        if mode is None:
-            temp.chmod(0o666 & ~_UMASK)
-        commit_temp(temp, path)
+        commit_temp(temp, path, sync_dir=sync_dir)
     except BaseException:
         discard(temp)
         raise
-
-
-def _read_umask() -> int:
-    # os.umask can only be read by setting it; do it once, at import, not from threads.
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-_UMASK = _read_umask()

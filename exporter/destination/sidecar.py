@@ -50,11 +50,19 @@ def build_sidecar(
 
 
 def write_sidecar(
-    file: Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
+    file: Path,
+    image: ProductImage,
+    saved: SavedFile,
+    portal_host: str,
+    exported_at: datetime,
+    *,
+    sync_dir: bool = True,
 ) -> Path:
-    """Write the sidecar of the saved file at `file`, whole or not at all; return its path."""
+    """Write the sidecar of the saved file at `file`, whole or not at all; return its path.
+    `sync_dir=False` leaves the fsync of the folder to the caller."""
     path = sidecar_path(file)
-    _write_document(path, build_sidecar(image, saved, portal_host, exported_at))
+    document = build_sidecar(image, saved, portal_host, exported_at)
+    write_atomic_sync(path, document_bytes(document), sync_dir=sync_dir)
     return path
 
 
