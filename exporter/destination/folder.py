@@ -283,7 +283,11 @@ class FileSink:
     hashed on the way; renamed onto `final` when it lands."""
 
     def __init__(self, root: Path, final: Path, content_type: str) -> None:
-        self.key = final.relative_to(root).as_posix()
+        within, name = str(root) + os.sep, str(final)
+        if name.startswith(within) and os.sep == "/":
+            self.key = name[len(within) :]  # what relative_to gives, without its cost
+        else:
+            self.key = final.relative_to(root).as_posix()
         self.final = final
         self.temp: Path | None = None  # the temporary, once the body is written to one
         self._fd = -1

@@ -15,6 +15,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.atomic import write_atomic_sync
+from exporter.jsontext import indented_json
 from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 
 SIDECAR_SUFFIX = ".json"
@@ -71,61 +72,8 @@ def _write_document(path: Path, document: dict[str, Any]) -> None:
 
 
 def document_bytes(document: dict[str, Any]) -> bytes:
-    """A sidecar's document as its file holds it: the text of
-    `json.dumps(document, ensure_ascii=False, indent=2)` and a newline."""
-    try:
-        text = _indented(document, "\n")
-    except _Unusual:
-        text = json.dumps(document, ensure_ascii=False, indent=2)
-    return (text + "\n").encode("utf-8")
-
-
-class _Unusual(Exception):
-    """A value `_indented` leaves to the json module."""
-
-
-_encode_string = json.encoder.encode_basestring  # the C encoder's, as dumps uses it
-_FLOAT_WORDS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
-
-
-def _indented(value: Any, newline: str) -> str:
-    """`json.dumps(value, ensure_ascii=False, indent=2)`, done with the C encoder's string
-    escaping (with `indent`, dumps runs the pure-Python encoder: three times slower on a
-    sidecar). Plain JSON types only; `_Unusual` for anything else."""
-    kind = type(value)
-    if kind is str:
-        return _encode_string(value)
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        if value != value:
-            return "NaN"
-        return _FLOAT_WORDS.get(value) or float.__repr__(value)
-    inner = newline + "  "
-    if kind is dict:
-        if not value:
-            return "{}"
-        items = []
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Unusual
-            items.append(f"{_encode_string(key)}: {_indented(item, inner)}")
-        return "{" + inner + ("," + inner).join(items) + newline + "}"
-    if kind is list:
-        if not value:
-            return "[]"
-        return (
-            "["
-            + inner
-            + ("," + inner).join(_indented(item, inner) for item in value)
-            + newline
-            + "]"
-        )
-    raise _Unusual
+    """A sidecar's document as its file holds it."""
+    return (indented_json(document) + "\n").encode("utf-8")
 
 
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one

@@ -1,4 +1,4 @@
-"""A sidecar's text: exactly what `json.dumps(document, ensure_ascii=False, indent=2)` gives."""
+"""Sidecars and reports: exactly the text `json.dumps(ensure_ascii=False, indent=2)` gives."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from exporter.destination.sidecar import document_bytes
+from exporter.jobs.report import report_bytes
 
 TEXTS = ["", "plain", "Синий стул", 'quote " and \\ slash', "tab\tnew\nline\r", "\x00\x1f\x7f",
          "emoji 🖼", "\u2028\u2029", "/upload/iblock/6f1/a.jpeg", "ß\u0301"]  # fmt: skip
@@ -60,3 +61,10 @@ def test_a_real_sidecar_document_is_written_as_json_dumps_writes_it() -> None:
 def test_values_outside_plain_json_are_written_as_json_dumps_writes_them() -> None:
     document = {"pair": (1, 2), "keys": {1: "one", False: "no", None: "none", 2.5: "x"}}
     assert document_bytes(document) == expected(document)
+
+
+def test_a_report_is_written_as_json_dumps_writes_it() -> None:
+    report = {"counts": {"total": 2, "exported": 2}, "changes": {"exported": [
+        {"productId": 1, "id": 2, "file": "1/2_a.png"}, {"productId": 1, "id": 3, "file": "ü"}]},
+        "failures": [], "abortedBy": None}  # fmt: skip
+    assert report_bytes(report) == expected(report)
