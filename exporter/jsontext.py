@@ -49,7 +49,14 @@ def _indented(value: Any, newline: str) -> str:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            items.append(f"{_encode_string(key)}: {_indented(item, inner)}")
+            # Strings and integers, most of a sidecar, without a call of their own.
+            of = type(item)
+            text = (
+                _encode_string(item) if of is str
+                else int.__repr__(item) if of is int
+                else _indented(item, inner)
+            )  # fmt: skip
+            items.append(_encode_string(key) + ": " + text)
         return "{" + inner + ("," + inner).join(items) + newline + "}"
     if kind is list:
         if not value:

@@ -1,9 +1,10 @@
 """Group commit: files that finish together are made durable together, and never less so.
 
-A group's files and sidecars are written, fsynced and renamed, then each folder is
-fsynced, and only then does the index name them. One member failing fails only itself;
-a full disk mid-group leaves each file whole or gone; a kill after the renames and
-before the index lines costs the next run those downloads, never a broken export.
+A group's files are written, fsynced and renamed and their sidecars written and fsynced
+under temporary names; then the index names them; then the sidecars are renamed into
+place and each folder is fsynced once. One member failing fails only itself; a full
+disk mid-group leaves each file whole or gone; a kill anywhere in between leaves the
+next run exactly what was done on disk to skip, and the rest to fetch again.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class Recorded(FolderDestination):
         super().__init__(OutputConfig(root, LAYOUT), "example.bitrix24.com")
         self.groups: list[int] = []
 
-    def _land_group(self, group: Sequence[Any]) -> list[SavedFile | BaseException]:
+    def _land_files(self, group: Sequence[Any]) -> list[Any]:
         self.groups.append(len(group))
-        return super()._land_group(group)
+        return super()._land_files(group)
 
 
 async def commit_together(
@@ -172,29 +173,43 @@ async def test_files_committed_together_each_land_whole_with_sidecar_and_index_l
     assert list(root.rglob(PARTIAL)) == []
 
 
-async def test_the_index_names_a_group_only_after_its_folders_are_fsynced(
+async def test_the_index_names_a_group_after_its_files_land_and_before_its_sidecars_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "out"
-    fsynced: list[tuple[str, int, int]] = []  # (folder, files renamed there, index lines)
+    seen: list[tuple[str, int, int, int]] = []  # (moment, files, sidecars, index lines)
 
-    def recording_fsync_dir(path: Path) -> None:
-        renamed = sum(1 for p in path.iterdir() if p.suffix == ".png")
-        lines = len(index_of(root))
-        fsynced.append((path.name, renamed, lines))
+    def on_disk(folder: Path) -> tuple[int, int]:
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return sum(n.endswith(".png") for n in names), sum(n.endswith(".json") for n in names)
+
+    def recording_fsync_dir(where: str | Path) -> None:
+        seen.append((f"fsync {Path(where).name}", *on_disk(Path(where)), len(index_of(root))))
+
+    class Watched(Recorded):
+        def _record(self, image: ProductImage, saved: SavedFile) -> None:
+            folder = root / str(image.ref.product_id)
+            seen.append((f"index {image.ref.image_id}", *on_disk(folder), len(index_of(root))))
+            super()._record(image, saved)
 
     monkeypatch.setattr(folder, "fsync_dir", recording_fsync_dir)
-    destination = Recorded(root)
+    destination = Watched(root)
     await destination.open()
     try:
         outcomes = await commit_together(destination, [image(1 + n % 2, n + 1) for n in range(8)])
     finally:
         await destination.close()
     assert all(isinstance(outcome, SavedFile) for outcome in outcomes)
-    # Group one: image 1 in folder 1. Group two: the seven others, in folders 1 and 2,
-    # each folder fsynced once, with every file in place and no index line for them yet.
-    assert fsynced == [("1", 1, 0), ("2", 4, 1), ("1", 4, 1)]
-    assert len(index_of(root)) == 8
+    assert destination.groups == [1, 7]
+    # Group one: image 1. Group two: the seven others, in folders 2 and 1: every file in
+    # place before the first index line, no sidecar before the last; each folder fsynced
+    # once, after every rename of the group.
+    assert seen == [
+        ("index 1", 1, 0, 0), ("fsync 1", 1, 1, 1),
+        ("index 2", 4, 0, 1), ("index 3", 4, 1, 2), ("index 4", 4, 0, 3), ("index 5", 4, 1, 4),
+        ("index 6", 4, 0, 5), ("index 7", 4, 1, 6), ("index 8", 4, 0, 7),
+        ("fsync 2", 4, 4, 8), ("fsync 1", 4, 4, 8),
+    ]  # fmt: skip
 
 
 async def test_one_member_failing_fails_only_itself(tmp_path: Path) -> None:
@@ -215,7 +230,6 @@ async def test_one_member_failing_fails_only_itself(tmp_path: Path) -> None:
     assert "cannot write the sidecar" in str(failed)
     assert not (root / "2" / "4.png").exists()  # its file taken back with it
     assert done == {1, 2, 3, 5, 6, 7, 8}
-    assert sorted(line["id"] for line in index_of(root)) == [1, 2, 3, 5, 6, 7, 8]
     assert list(root.rglob(PARTIAL)) == []
 
 
@@ -280,41 +294,69 @@ class SimulatedKill(Exception):
     """Stands for kill -9 at one chosen moment."""
 
 
-async def test_a_kill_after_a_group_is_renamed_and_before_its_index_lines_costs_only_downloads(
-    tmp_path: Path,
+def done_on_disk(out: Path) -> set[int]:
+    """Image ids that count as done by the contract: a sidecar, and a file of its size."""
+    done = set()
+    for file in exported_files(out):
+        sidecar = file.with_name(file.name + ".json")
+        if sidecar.is_file():
+            document = json.loads(sidecar.read_text(encoding="utf-8"))
+            if document["file"]["size"] == file.stat().st_size:
+                done.add(document["productImage"]["id"])
+    return done
+
+
+class KilledBeforeTheThirdIndexLine(FolderDestination):
+    """Killed in a group whose files are in place, with two index lines written."""
+
+    lines = 0
+
+    def _record(self, image: ProductImage, saved: SavedFile) -> None:
+        self.lines += 1
+        if self.lines >= 3:  # and from then on: a killed process writes nothing more
+            raise SimulatedKill
+        super()._record(image, saved)
+
+
+class KilledBeforeTheSecondGroupsSidecars(FolderDestination):
+    """Killed in a group whose files and index lines are written, its sidecars not."""
+
+    groups = 0
+
+    def _land_sidecars(self, landed: Sequence[Any]) -> list[SavedFile | BaseException]:
+        self.groups += 1
+        if self.groups >= 2:
+            raise SimulatedKill
+        return super()._land_sidecars(landed)
+
+
+@pytest.mark.parametrize(
+    "dying", [KilledBeforeTheThirdIndexLine, KilledBeforeTheSecondGroupsSidecars],
+    ids=["before the index lines", "before the sidecars"],
+)  # fmt: skip
+async def test_a_kill_inside_a_group_leaves_the_next_run_only_what_was_not_done(
+    tmp_path: Path, dying: type[FolderDestination]
 ) -> None:
-    # The moment between a group's renames and its index lines: its files and sidecars
-    # are whole on disk, the index does not name them. The next run fetches those images
-    # again onto the same names (their sidecars say whose they are), nothing doubled.
-    class KilledBeforeTheThirdIndexLine(FolderDestination):
-        lines = 0
-
-        def _record(self, image: ProductImage, saved: SavedFile) -> None:
-            self.lines += 1
-            if self.lines >= 3:  # and from then on: a killed process writes nothing more
-                raise SimulatedKill
-            super()._record(image, saved)
-
+    # Files under their final names without sidecars are not done: the next run fetches
+    # those images again onto the same names, and skips exactly the images done on disk.
     catalog = Catalog.generate(products=3, images=24, seed=61, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
     async with portal_for(catalog) as portal:
         config = export_config(portal.webhook_url, manifest, out)
-        dying = KilledBeforeTheThirdIndexLine(config.output, config.portal.host)
         with pytest.raises(SimulatedKill):
-            await ExportJob(config, destination=dying).run()
-        indexed = len(index_of(out))
-        on_disk_before = {p.relative_to(out).as_posix() for p in exported_files(out)}
+            await ExportJob(config, destination=dying(config.output, config.portal.host)).run()
+        done_before = done_on_disk(out)
+        cut_short = len(exported_files(out)) - len(done_before)
         portal.stats.reset()
         result = await ExportJob(config).run()
         downloads = portal.stats.downloads
-    assert indexed == 2
-    assert len(on_disk_before) > indexed  # landed whole, not yet named by the index
+    assert done_before
+    assert cut_short > 0  # files in place, their sidecars not
     assert result.exit_code == 0
-    assert downloads == 24 - indexed
-    on_disk = {p.relative_to(out).as_posix() for p in exported_files(out)}
-    assert on_disk_before <= on_disk
-    assert len(on_disk) == 24  # the same names again, no "-2" copies
+    assert result.report["counts"]["skipped"] == len(done_before)
+    assert downloads == 24 - len(done_before)
+    assert len(exported_files(out)) == 24  # the same names again, no "-2" copies
     assert list(out.rglob(PARTIAL)) == []
     for file in exported_files(out):
         image_id = sidecar_of(file)["productImage"]["id"]

@@ -4,10 +4,10 @@ A body smaller than `SMALL_BODY_BYTES` is held in memory until its commit; a lar
 one streams into a hidden temporary next to its final name
 (`.<name>.<random>.b24-partial`), hashed as it is written. Commits are grouped
 (`destination.group`): one worker-thread call writes each small file of the group,
-fsyncs and renames every file, then its sidecar the same way, fsyncs each folder once,
-and only then are the group's index lines appended — so the index never names an
-export a kill or a power loss could take back. A temporary left by a killed run is
-removed by the next one. The run lock, the index of done images and the path registry
+fsyncs and renames every file and writes and fsyncs each sidecar under a temporary
+name; the group's index lines are appended; a second call renames the sidecars into
+place and fsyncs each folder once. A temporary left by a killed run is removed by the
+next one. The run lock, the index of done images and the path registry
 live in the folder too (`.b24-image-exporter/`).
 
 Blocks of a large body are hashed and written in one worker-thread call (hashlib and
@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ from exporter.atomic import (
     discard,
     fsync_dir,
     is_temporary,
-    temp_path_for,
+    temp_name_for,
     write_atomic_sync,
+    write_temp_sync,
 )
 from exporter.config import OutputConfig
 from exporter.destination.base import Sink
@@ -43,7 +45,10 @@ from exporter.destination.index import STATE_DIR, ExportIndex, IndexEntry
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import PathRegistry, render_layout
 from exporter.destination.sidecar import (
+    SIDECAR_SUFFIX,
     SidecarFacts,
+    build_sidecar,
+    document_bytes,
     load_sidecar,
     owner_of,
     rewrite_gone,
@@ -131,44 +136,84 @@ class FolderDestination:
     async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
         if isinstance(sink, FileSink):
             return await self._group.commit((image, sink))
-        saved = await sink.commit()  # a sink of another make: the file, then its sidecar
-        await anyio.to_thread.run_sync(self._land_sidecar, image, saved, datetime.now(UTC), True)
+        # A sink of another make: the file, its index line, then its sidecar.
+        saved = await sink.commit()
         self._record(image, saved)
+        await anyio.to_thread.run_sync(self._land_sidecar, image, saved, datetime.now(UTC))
         return saved
 
     async def _commit_group(
         self, group: Sequence[tuple[ProductImage, FileSink]]
     ) -> list[SavedFile | BaseException]:
-        """Make a group of files and their sidecars durable, then append their index lines."""
-        try:
-            outcomes = await anyio.to_thread.run_sync(self._land_group, group)
-        except BaseException:
-            for _, sink in group:
-                sink.discard()  # what landed stays (it is whole), the rest is taken back
-            raise
-        for (image, _), outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, SavedFile):
-                self._record(image, outcome)
-        return outcomes
+        """A group of files made durable, their index lines appended, then their sidecars
+        renamed into place: two worker-thread calls for the whole group.
 
-    def _land_group(
+        The index line goes before the sidecar, as for a single file: a line without its
+        sidecar is not done (`is_done` checks the sidecar), but a sidecar without its line
+        (a kill between the two) would cost the next run a download of an image the
+        contract counts as done."""
+        landed: list[_Landed | BaseException] = []
+        try:
+            landed = await anyio.to_thread.run_sync(self._land_files, group)
+            for (image, _), landing in zip(group, landed, strict=True):
+                if isinstance(landing, _Landed):
+                    self._record(image, landing.saved)
+            return await anyio.to_thread.run_sync(self._land_sidecars, landed)
+        except BaseException:
+            # Stopped halfway, as by a kill: a file without its sidecar is not done and is
+            # replaced by the next export of its name; no temporary is left behind.
+            for _, sink in group:
+                sink.discard()
+            for landing in landed:
+                if isinstance(landing, _Landed):
+                    discard(landing.sidecar_temp)
+            raise
+
+    def _land_files(
         self, group: Sequence[tuple[ProductImage, FileSink]]
-    ) -> list[SavedFile | BaseException]:
-        """Each file, then its sidecar, fsynced and renamed; then each folder fsynced once
-        (in a worker thread). One member failing fails only itself."""
+    ) -> list[_Landed | BaseException]:
+        """Each file written, fsynced and renamed into place, and its sidecar written and
+        fsynced under a temporary name (in a worker thread). A member that fails fails
+        alone, its file taken back."""
         exported_at = datetime.now(UTC)
-        outcomes: list[SavedFile | BaseException] = []
-        folders: dict[Path, None] = {}
+        outcomes: list[_Landed | BaseException] = []
         for image, sink in group:
             try:
                 saved = sink.land()
-                folders[sink.final.parent] = None
-                self._land_sidecar(image, saved, exported_at, False)
             except Exception as exc:
-                sink.discard()
                 outcomes.append(exc)
+                continue
+            file = f"{self.root}{os.sep}{saved.key}"
+            document = build_sidecar(image, saved, self._portal_host, exported_at)
+            try:
+                temp = write_temp_sync(file + SIDECAR_SUFFIX, document_bytes(document))
+            except OSError as exc:
+                discard(file)
+                outcomes.append(_sidecar_error(file, exc))
+                continue
+            outcomes.append(_Landed(saved, file, temp, sink.folder))
+        return outcomes
+
+    def _land_sidecars(
+        self, landed: Sequence[_Landed | BaseException]
+    ) -> list[SavedFile | BaseException]:
+        """Each sidecar renamed into place, then each folder fsynced once: the group's
+        renames durable together (in a worker thread)."""
+        outcomes: list[SavedFile | BaseException] = []
+        folders: dict[str, None] = {}  # in order, once each
+        for landing in landed:
+            if not isinstance(landing, _Landed):
+                outcomes.append(landing)
+                continue
+            folders[landing.folder] = None
+            try:
+                commit_temp(landing.sidecar_temp, landing.file + SIDECAR_SUFFIX, sync_dir=False)
+            except OSError as exc:
+                discard(landing.sidecar_temp)
+                discard(landing.file)
+                outcomes.append(_sidecar_error(landing.file, exc))
             else:
-                outcomes.append(saved)
+                outcomes.append(landing.saved)
         for folder in folders:
             fsync_dir(folder)
         return outcomes
@@ -265,17 +310,28 @@ class FolderDestination:
         assert self._index is not None, "open the destination first"
         return self._index
 
-    def _land_sidecar(
-        self, image: ProductImage, saved: SavedFile, exported_at: datetime, sync_dir: bool
-    ) -> None:
-        """Write a file's sidecar; if that fails, take the file back too (an export is both).
-        `sync_dir=False` leaves the folder's fsync to the caller."""
-        file = self.root / saved.key
+    def _land_sidecar(self, image: ProductImage, saved: SavedFile, exported_at: datetime) -> None:
+        """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
+        file = f"{self.root}{os.sep}{saved.key}"
         try:
-            write_sidecar(file, image, saved, self._portal_host, exported_at, sync_dir=sync_dir)
+            write_sidecar(file, image, saved, self._portal_host, exported_at)
         except OSError as exc:
             discard(file)
-            raise OutputError(f"cannot write the sidecar of {file}: {exc.strerror}") from None
+            raise _sidecar_error(file, exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Landed:
+    """A file of a group under its final name, its sidecar written under a temporary one."""
+
+    saved: SavedFile
+    file: str  # the file's path
+    sidecar_temp: str
+    folder: str
+
+
+def _sidecar_error(file: str, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write the sidecar of {file}: {exc.strerror}")
 
 
 class FileSink:
@@ -289,7 +345,9 @@ class FileSink:
         else:
             self.key = final.relative_to(root).as_posix()
         self.final = final
-        self.temp: Path | None = None  # the temporary, once the body is written to one
+        self._final = name
+        self.folder = os.path.dirname(name)  # noqa: PTH120  # strings: one per image
+        self.temp: str | None = None  # the temporary, once the body is written to one
         self._fd = -1
         self._held: list[bytes] = []  # the body while it stays below SMALL_BODY_BYTES
         self._held_size = 0
@@ -352,7 +410,7 @@ class FileSink:
             finally:
                 self._close()
             assert self.temp is not None
-            commit_temp(self.temp, self.final, sync_dir=False)
+            commit_temp(self.temp, self._final, sync_dir=False)
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
@@ -370,7 +428,7 @@ class FileSink:
     def _store(self, pieces: Sequence[bytes]) -> None:
         """Hash and write pieces, the temporary (and its folder) created first if need be."""
         if self.temp is None:
-            temp = temp_path_for(self.final)
+            temp = temp_name_for(self._final)
             try:
                 fd = os.open(temp, _NEW_FILE, 0o666)
             except FileNotFoundError:  # the first file of its folder

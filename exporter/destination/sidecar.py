@@ -8,6 +8,7 @@ describes a complete file; it is also what proves whose export a file is.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -51,20 +52,11 @@ def build_sidecar(
 
 
 def write_sidecar(
-    file: Path,
-    image: ProductImage,
-    saved: SavedFile,
-    portal_host: str,
-    exported_at: datetime,
-    *,
-    sync_dir: bool = True,
-) -> Path:
-    """Write the sidecar of the saved file at `file`, whole or not at all; return its path.
-    `sync_dir=False` leaves the fsync of the folder to the caller."""
-    path = sidecar_path(file)
-    document = build_sidecar(image, saved, portal_host, exported_at)
-    write_atomic_sync(path, document_bytes(document), sync_dir=sync_dir)
-    return path
+    file: str | Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
+) -> None:
+    """Write the sidecar of the saved file at `file`, whole or not at all."""
+    path = os.fspath(file) + SIDECAR_SUFFIX  # sidecar_path's, without building a Path
+    write_atomic_sync(path, document_bytes(build_sidecar(image, saved, portal_host, exported_at)))
 
 
 def _write_document(path: Path, document: dict[str, Any]) -> None:
