@@ -551,6 +551,9 @@ def throughput_round(
     args.rps, args.burst, args.concurrency = 20, 50, args.parallel
     manifest = write_manifest(scratch / "m.csv", catalog.pairs())
     config = write_config(scratch / "c.yaml", portal, manifest, scratch / "out", args, False)
+    # Each contender starts with nothing of another's left to write back (the last
+    # round's files, just deleted, included), as disk alone does.
+    subprocess.run(["sync", "-f", str(scratch)], check=True)
     cpu_before = _own_cpu()
     [exported] = run_processes([exporter_command(config)], env)
     serving_exporter = _own_cpu() - cpu_before
@@ -564,6 +567,7 @@ def throughput_round(
             "--parallel", "--parallel-max", str(args.parallel),
             "-H", "User-Agent: curl-bench/1.0", "-H", f"Referer: {portal.base_url}/",
             "--config", str(curl_config)]  # fmt: skip
+    subprocess.run(["sync", "-f", str(scratch)], check=True)
     cpu_before = _own_cpu()
     [fetched] = run_processes([curl], env)
     serving_curl = _own_cpu() - cpu_before

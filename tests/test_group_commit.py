@@ -287,6 +287,45 @@ async def test_a_large_body_streams_to_its_temporary_and_a_small_one_waits_in_me
     assert list(root.rglob(PARTIAL)) == []
 
 
+async def test_a_large_file_is_fsynced_on_its_own_before_it_joins_a_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, int]] = []  # ("fsync", file size), ("group", a member's size)
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size > 0:  # files, not folders of zero length on tmpfs
+            events.append(("fsync", size))
+        real_fsync(fd)
+
+    class Watched(Recorded):
+        def _land_files(self, group: Sequence[Any]) -> list[Any]:
+            events.extend(("group", sink.size) for _, sink in group)
+            return super()._land_files(group)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    root = tmp_path / "out"
+    destination = Watched(root)
+    await destination.open()
+    large = len(PNG) + SMALL_BODY_BYTES
+    try:
+        sinks = []
+        for n, pieces in enumerate(([PNG, bytes(SMALL_BODY_BYTES)], [PNG]), start=1):
+            sink = await destination.open_sink(image(1, n), "image/png")
+            await sink.write(pieces)
+            sinks.append(sink)
+        async with anyio.create_task_group() as tg:
+            for n, sink in enumerate(sinks, start=1):
+                tg.start_soon(destination.commit, image(1, n), sink)
+    finally:
+        await destination.close()
+    assert events.index(("fsync", large)) < events.index(("group", large))
+    assert events.index(("group", len(PNG))) < events.index(("fsync", len(PNG)))
+    assert (root / "1" / "1.png").stat().st_size == large
+    assert (root / "1" / "2.png").read_bytes() == PNG
+
+
 # End to end, against the simulated portal.
 
 

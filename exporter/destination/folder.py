@@ -135,6 +135,10 @@ class FolderDestination:
 
     async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
         if isinstance(sink, FileSink):
+            if sink.streamed:
+                # A large file's fsync takes a while: in a worker thread of its own, beside
+                # those of the other downloads (within a group they would follow in turn).
+                await anyio.to_thread.run_sync(sink.sync)
             return await self._group.commit((image, sink))
         # A sink of another make: the file, its index line, then its sidecar.
         saved = await sink.commit()
@@ -397,6 +401,24 @@ class FileSink:
             self.discard()
             raise
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the body is in its temporary already (a large one), not held in memory."""
+        return self.temp is not None
+
+    def sync(self) -> None:
+        """Make the temporary durable now (in a worker thread): a large file's fsync runs
+        beside the others' instead of in turn within its group. `OutputError` (and the
+        sink discarded) when it cannot."""
+        try:
+            self._sync()
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.discard()
+            raise
+
     def land(self) -> SavedFile:
         """Write what is held, fsync, rename onto the final name (in a worker thread); the
         rename is made durable by the caller's fsync of the folder. `OutputError` (and the
@@ -405,10 +427,7 @@ class FileSink:
             if self.temp is None:
                 self._store(self._held)
                 self._held, self._held_size = [], 0
-            try:
-                os.fsync(self._fd)
-            finally:
-                self._close()
+            self._sync()
             assert self.temp is not None
             commit_temp(self.temp, self._final, sync_dir=False)
         except OSError as exc:
@@ -418,6 +437,13 @@ class FileSink:
             self.discard()
             raise
         return SavedFile(self.key, self._size, self._digest.hexdigest(), self._media_type)
+
+    def _sync(self) -> None:
+        if self._fd >= 0:  # not fsynced and closed already
+            try:
+                os.fsync(self._fd)
+            finally:
+                self._close()
 
     def discard(self) -> None:
         self._held, self._held_size = [], 0
