@@ -1,10 +1,10 @@
 """Group commit: files that finish together are made durable together, and never less so.
 
-A group's files are written, fsynced and renamed and their sidecars written and fsynced
-under temporary names; then the index names them; then the sidecars are renamed into
-place and each folder is fsynced once. One member failing fails only itself; a full
-disk mid-group leaves each file whole or gone; a kill anywhere in between leaves the
-next run exactly what was done on disk to skip, and the rest to fetch again.
+A group's index lines are appended; then its files are written, fsynced and renamed,
+each followed by its sidecar the same way, and each folder is fsynced once. One member
+failing fails only itself; a full disk mid-group leaves each file whole or gone; a kill
+anywhere in between leaves the next run exactly what was done on disk to skip, and the
+rest to fetch again.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ class Recorded(FolderDestination):
         super().__init__(OutputConfig(root, LAYOUT), "example.bitrix24.com")
         self.groups: list[int] = []
 
-    def _land_files(self, group: Sequence[Any]) -> list[Any]:
+    def _land_group(self, group: Sequence[Any]) -> list[SavedFile | BaseException]:
         self.groups.append(len(group))
-        return super()._land_files(group)
+        return super()._land_group(group)
 
 
 async def commit_together(
@@ -173,7 +173,7 @@ async def test_files_committed_together_each_land_whole_with_sidecar_and_index_l
     assert list(root.rglob(PARTIAL)) == []
 
 
-async def test_the_index_names_a_group_after_its_files_land_and_before_its_sidecars_do(
+async def test_the_index_names_a_group_before_it_lands_and_folders_are_fsynced_last(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "out"
@@ -187,10 +187,10 @@ async def test_the_index_names_a_group_after_its_files_land_and_before_its_sidec
         seen.append((f"fsync {Path(where).name}", *on_disk(Path(where)), len(index_of(root))))
 
     class Watched(Recorded):
-        def _record(self, image: ProductImage, saved: SavedFile) -> None:
+        def _record(self, image: ProductImage, key: str, size: int) -> None:
             folder = root / str(image.ref.product_id)
             seen.append((f"index {image.ref.image_id}", *on_disk(folder), len(index_of(root))))
-            super()._record(image, saved)
+            super()._record(image, key, size)
 
     monkeypatch.setattr(folder, "fsync_dir", recording_fsync_dir)
     destination = Watched(root)
@@ -201,13 +201,13 @@ async def test_the_index_names_a_group_after_its_files_land_and_before_its_sidec
         await destination.close()
     assert all(isinstance(outcome, SavedFile) for outcome in outcomes)
     assert destination.groups == [1, 7]
-    # Group one: image 1. Group two: the seven others, in folders 2 and 1: every file in
-    # place before the first index line, no sidecar before the last; each folder fsynced
-    # once, after every rename of the group.
+    # Group one: image 1. Group two: the seven others, in folders 2 and 1: every index
+    # line before the group's first file lands; each folder fsynced once, after every
+    # file and sidecar of the group is in place.
     assert seen == [
-        ("index 1", 1, 0, 0), ("fsync 1", 1, 1, 1),
-        ("index 2", 4, 0, 1), ("index 3", 4, 1, 2), ("index 4", 4, 0, 3), ("index 5", 4, 1, 4),
-        ("index 6", 4, 0, 5), ("index 7", 4, 1, 6), ("index 8", 4, 0, 7),
+        ("index 1", 0, 0, 0), ("fsync 1", 1, 1, 1),
+        ("index 2", 0, 0, 1), ("index 3", 1, 1, 2), ("index 4", 0, 0, 3), ("index 5", 1, 1, 4),
+        ("index 6", 0, 0, 5), ("index 7", 1, 1, 6), ("index 8", 0, 0, 7),
         ("fsync 2", 4, 4, 8), ("fsync 1", 4, 4, 8),
     ]  # fmt: skip
 
@@ -261,7 +261,6 @@ async def test_a_full_disk_mid_group_fails_the_rest_clearly_and_leaves_nothing_h
         assert isinstance(outcome, OutputError)
         assert "No space left on device" in str(outcome)
     assert done == {1, 2, 3}
-    assert sorted(line["id"] for line in index_of(root)) == [1, 2, 3]
     assert list(root.rglob(PARTIAL)) == []
     on_disk = {p.relative_to(root).as_posix() for p in exported_files(root)}
     assert on_disk == {"1/1.png", "2/2.png", "1/3.png"}
@@ -300,9 +299,9 @@ async def test_a_large_file_is_fsynced_on_its_own_before_it_joins_a_group(
         real_fsync(fd)
 
     class Watched(Recorded):
-        def _land_files(self, group: Sequence[Any]) -> list[Any]:
+        def _land_group(self, group: Sequence[Any]) -> list[SavedFile | BaseException]:
             events.extend(("group", sink.size) for _, sink in group)
-            return super()._land_files(group)
+            return super()._land_group(group)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     root = tmp_path / "out"
@@ -345,39 +344,52 @@ def done_on_disk(out: Path) -> set[int]:
     return done
 
 
-class KilledBeforeTheThirdIndexLine(FolderDestination):
-    """Killed in a group whose files are in place, with two index lines written."""
-
-    lines = 0
-
-    def _record(self, image: ProductImage, saved: SavedFile) -> None:
-        self.lines += 1
-        if self.lines >= 3:  # and from then on: a killed process writes nothing more
-            raise SimulatedKill
-        super()._record(image, saved)
-
-
-class KilledBeforeTheSecondGroupsSidecars(FolderDestination):
-    """Killed in a group whose files and index lines are written, its sidecars not."""
+class KilledBeforeTheSecondGroupLands(FolderDestination):
+    """Killed with a group's index lines written and nothing of it on disk yet."""
 
     groups = 0
 
-    def _land_sidecars(self, landed: Sequence[Any]) -> list[SavedFile | BaseException]:
+    def _land_group(self, group: Sequence[Any]) -> list[SavedFile | BaseException]:
         self.groups += 1
-        if self.groups >= 2:
+        if self.groups >= 2:  # and from then on: a killed process writes nothing more
             raise SimulatedKill
-        return super()._land_sidecars(landed)
+        return super()._land_group(group)
+
+
+class KilledBeforeTheFifthSidecar(FolderDestination):
+    """Killed inside a group, between a file in place and its sidecar."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sidecars = 0
+
+    def _land_group(self, group: Sequence[Any]) -> list[SavedFile | BaseException]:
+        real = folder.write_atomic_sync
+
+        def dying(path: Any, data: bytes, **options: Any) -> None:
+            self.sidecars += 1
+            if self.sidecars >= 5:
+                raise SimulatedKill
+            real(path, data, **options)
+
+        folder.write_atomic_sync = dying  # type: ignore[assignment]
+        try:
+            return super()._land_group(group)
+        finally:
+            folder.write_atomic_sync = real
 
 
 @pytest.mark.parametrize(
-    "dying", [KilledBeforeTheThirdIndexLine, KilledBeforeTheSecondGroupsSidecars],
-    ids=["before the index lines", "before the sidecars"],
+    ("dying", "cut_short"),
+    [(KilledBeforeTheSecondGroupLands, False), (KilledBeforeTheFifthSidecar, True)],
+    ids=["before the group lands", "between a file and its sidecar"],
 )  # fmt: skip
 async def test_a_kill_inside_a_group_leaves_the_next_run_only_what_was_not_done(
-    tmp_path: Path, dying: type[FolderDestination]
+    tmp_path: Path, dying: type[FolderDestination], cut_short: bool
 ) -> None:
-    # Files under their final names without sidecars are not done: the next run fetches
-    # those images again onto the same names, and skips exactly the images done on disk.
+    # Index lines ahead of their files, and files under their final names without
+    # sidecars, are not done: the next run fetches those images again onto the same
+    # names, and skips exactly the images done on disk.
     catalog = Catalog.generate(products=3, images=24, seed=61, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())
     out = tmp_path / "out"
@@ -386,12 +398,14 @@ async def test_a_kill_inside_a_group_leaves_the_next_run_only_what_was_not_done(
         with pytest.raises(SimulatedKill):
             await ExportJob(config, destination=dying(config.output, config.portal.host)).run()
         done_before = done_on_disk(out)
-        cut_short = len(exported_files(out)) - len(done_before)
+        without_sidecar = len(exported_files(out)) - len(done_before)
+        indexed = {line["id"] for line in index_of(out)}
         portal.stats.reset()
         result = await ExportJob(config).run()
         downloads = portal.stats.downloads
     assert done_before
-    assert cut_short > 0  # files in place, their sidecars not
+    assert done_before < indexed  # the index is ahead of the disk, never behind it
+    assert (without_sidecar > 0) is cut_short
     assert result.exit_code == 0
     assert result.report["counts"]["skipped"] == len(done_before)
     assert downloads == 24 - len(done_before)
@@ -428,7 +442,7 @@ async def test_a_disk_filling_up_mid_run_stops_it_with_exit_4_and_the_next_run_f
         for file in exported_files(out):
             image_id = sidecar_of(file)["productImage"]["id"]
             assert file.read_bytes() == catalog.image_bytes(image_id)
-        assert {line["id"] for line in index_of(out)} == {
+        assert {line["id"] for line in index_of(out)} >= {
             sidecar_of(file)["productImage"]["id"] for file in exported_files(out)
         }
         again = await ExportJob(config).run()

@@ -3,11 +3,10 @@
 A body smaller than `SMALL_BODY_BYTES` is held in memory until its commit; a larger
 one streams into a hidden temporary next to its final name
 (`.<name>.<random>.b24-partial`), hashed as it is written. Commits are grouped
-(`destination.group`): one worker-thread call writes each small file of the group,
-fsyncs and renames every file and writes and fsyncs each sidecar under a temporary
-name; the group's index lines are appended; a second call renames the sidecars into
-place and fsyncs each folder once. A temporary left by a killed run is removed by the
-next one. The run lock, the index of done images and the path registry
+(`destination.group`): the group's index lines are appended, then one worker-thread
+call writes each small file of the group, fsyncs and renames every file and then its
+sidecar the same way, and fsyncs each folder once. A temporary left by a killed run is
+removed by the next one. The run lock, the index of done images and the path registry
 live in the folder too (`.b24-image-exporter/`).
 
 Blocks of a large body are hashed and written in one worker-thread call (hashlib and
@@ -22,7 +21,6 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from exporter.atomic import (
     is_temporary,
     temp_name_for,
     write_atomic_sync,
-    write_temp_sync,
 )
 from exporter.config import OutputConfig
 from exporter.destination.base import Sink
@@ -142,90 +139,64 @@ class FolderDestination:
             return await self._group.commit((image, sink))
         # A sink of another make: the file, its index line, then its sidecar.
         saved = await sink.commit()
-        self._record(image, saved)
+        self._record(image, saved.key, saved.size)
         await anyio.to_thread.run_sync(self._land_sidecar, image, saved, datetime.now(UTC))
         return saved
 
     async def _commit_group(
         self, group: Sequence[tuple[ProductImage, FileSink]]
     ) -> list[SavedFile | BaseException]:
-        """A group of files made durable, their index lines appended, then their sidecars
-        renamed into place: two worker-thread calls for the whole group.
+        """A group's index lines appended, then its files and sidecars made durable in one
+        worker-thread call.
 
-        The index line goes before the sidecar, as for a single file: a line without its
-        sidecar is not done (`is_done` checks the sidecar), but a sidecar without its line
-        (a kill between the two) would cost the next run a download of an image the
-        contract counts as done."""
-        landed: list[_Landed | BaseException] = []
+        The index lines go first, as for a single file the line goes before the sidecar:
+        a line whose file or sidecar is not there is not done (`is_done` checks both), but
+        a sidecar without its line (a kill between the two) would cost the next run a
+        download of an image the contract counts as done."""
+        for image, sink in group:
+            self._record(image, sink.key, sink.size)
         try:
-            landed = await anyio.to_thread.run_sync(self._land_files, group)
-            for (image, _), landing in zip(group, landed, strict=True):
-                if isinstance(landing, _Landed):
-                    self._record(image, landing.saved)
-            return await anyio.to_thread.run_sync(self._land_sidecars, landed)
+            return await anyio.to_thread.run_sync(self._land_group, group)
         except BaseException:
             # Stopped halfway, as by a kill: a file without its sidecar is not done and is
             # replaced by the next export of its name; no temporary is left behind.
             for _, sink in group:
                 sink.discard()
-            for landing in landed:
-                if isinstance(landing, _Landed):
-                    discard(landing.sidecar_temp)
             raise
 
-    def _land_files(
+    def _land_group(
         self, group: Sequence[tuple[ProductImage, FileSink]]
-    ) -> list[_Landed | BaseException]:
-        """Each file written, fsynced and renamed into place, and its sidecar written and
-        fsynced under a temporary name (in a worker thread). A member that fails fails
-        alone, its file taken back."""
+    ) -> list[SavedFile | BaseException]:
+        """Each file written, fsynced and renamed into place, then its sidecar the same way;
+        then each folder fsynced once, for all the group's renames (in a worker thread).
+        A member that fails fails alone, its file taken back."""
         exported_at = datetime.now(UTC)
-        outcomes: list[_Landed | BaseException] = []
+        outcomes: list[SavedFile | BaseException] = []
+        folders: dict[str, None] = {}  # in order, once each
         for image, sink in group:
             try:
                 saved = sink.land()
             except Exception as exc:
                 outcomes.append(exc)
                 continue
+            folders[sink.folder] = None
             file = f"{self.root}{os.sep}{saved.key}"
             document = build_sidecar(image, saved, self._portal_host, exported_at)
             try:
-                temp = write_temp_sync(file + SIDECAR_SUFFIX, document_bytes(document))
+                write_atomic_sync(file + SIDECAR_SUFFIX, document_bytes(document), sync_dir=False)
             except OSError as exc:
                 discard(file)
                 outcomes.append(_sidecar_error(file, exc))
-                continue
-            outcomes.append(_Landed(saved, file, temp, sink.folder))
-        return outcomes
-
-    def _land_sidecars(
-        self, landed: Sequence[_Landed | BaseException]
-    ) -> list[SavedFile | BaseException]:
-        """Each sidecar renamed into place, then each folder fsynced once: the group's
-        renames durable together (in a worker thread)."""
-        outcomes: list[SavedFile | BaseException] = []
-        folders: dict[str, None] = {}  # in order, once each
-        for landing in landed:
-            if not isinstance(landing, _Landed):
-                outcomes.append(landing)
-                continue
-            folders[landing.folder] = None
-            try:
-                commit_temp(landing.sidecar_temp, landing.file + SIDECAR_SUFFIX, sync_dir=False)
-            except OSError as exc:
-                discard(landing.sidecar_temp)
-                discard(landing.file)
-                outcomes.append(_sidecar_error(landing.file, exc))
             else:
-                outcomes.append(landing.saved)
+                outcomes.append(saved)
         for folder in folders:
             fsync_dir(folder)
         return outcomes
 
-    def _record(self, image: ProductImage, saved: SavedFile) -> None:
-        """The index line of an export whose file and sidecar are durable."""
+    def _record(self, image: ProductImage, key: str, size: int) -> None:
+        """The index line of an export, appended before its sidecar lands."""
         assert self._index is not None
-        self._index.add(image.ref, saved.key, saved.size, described=image.product is not None)
+        self._index.add(image.ref, key, size, described=image.product is not None)
 
     def images_of(self, product_id: int) -> list[ImageRef]:
         return self._opened().images_of(product_id)
@@ -322,16 +293,6 @@ class FolderDestination:
         except OSError as exc:
             discard(file)
             raise _sidecar_error(file, exc) from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Landed:
-    """A file of a group under its final name, its sidecar written under a temporary one."""
-
-    saved: SavedFile
-    file: str  # the file's path
-    sidecar_temp: str
-    folder: str
 
 
 def _sidecar_error(file: str, exc: OSError) -> OutputError:
