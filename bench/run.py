@@ -10,6 +10,7 @@
     python bench/run.py restore --images 2000 --size 20K-200K --rps 20 --burst 50
     python bench/run.py s3 --images 200 --size 5M --parallel 8
     python bench/run.py auto --images-free 1500 --images-counted 700 --rps 20 --burst 50
+    python bench/run.py peer --images 3000 --size 2k-20k --rps 20   # needs the bench extra
 
 `rate` starts the simulated portal with the given limit, runs the exporter against it
 (as a separate process, so its wall time and peak memory are its own) and, in the same
@@ -30,6 +31,10 @@ row against the ideal the limit allows and the floor, and checks every image arr
 once, byte for byte. `s3` exports into a local SeaweedFS (tests/seaweed.py) and, in
 the same round, copies the same files from a local folder into the same server with
 `rclone copy` (Debian's rclone) as the reference: MiB/s, CPU seconds per GB, peak RSS.
+`peer` runs the same job (small images, downloads outside the limit) with the exporter
+and with a short script on fast_bitrix24 (bench/peer_fast_bitrix24.py, the `bench`
+extra), each a process of its own, exports on tmpfs where /dev/shm is: wall, CPU seconds
+and CPU milliseconds per image of each, and their ratios.
 """
 
 from __future__ import annotations
@@ -552,6 +557,9 @@ def throughput_round(
     args.rps, args.burst, args.concurrency = 20, 50, args.parallel
     manifest = write_manifest(scratch / "m.csv", catalog.pairs())
     config = write_config(scratch / "c.yaml", portal, manifest, scratch / "out", args, False)
+    # Each contender starts with nothing of another's left to write back (the last
+    # round's files, just deleted, included), as disk alone does.
+    subprocess.run(["sync", "-f", str(scratch)], check=True)
     cpu_before = _own_cpu()
     [exported] = run_processes([exporter_command(config)], env)
     serving_exporter = _own_cpu() - cpu_before
@@ -565,6 +573,7 @@ def throughput_round(
             "--parallel", "--parallel-max", str(args.parallel),
             "-H", "User-Agent: curl-bench/1.0", "-H", f"Referer: {portal.base_url}/",
             "--config", str(curl_config)]  # fmt: skip
+    subprocess.run(["sync", "-f", str(scratch)], check=True)
     cpu_before = _own_cpu()
     [fetched] = run_processes([curl], env)
     serving_curl = _own_cpu() - cpu_before
@@ -595,6 +604,114 @@ def disk_alone(folder: Path, sizes: list[int], parallel: int) -> float:
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(write, range(len(sizes)), sizes))
     return time.monotonic() - began
+
+
+# The peer benchmark: the same job as a short fast_bitrix24 script.
+
+PEER_SCRIPT = Path(__file__).resolve().parent / "peer_fast_bitrix24.py"
+
+
+def fast_scratch(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A scratch folder on tmpfs (/dev/shm) when there is one, so the disk is not measured."""
+    shm = Path("/dev/shm")
+    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=where)
+
+
+def exported_files(out: Path) -> int:
+    """Image files with a sidecar under `out` (the state folder and the report left out)."""
+    return sum(
+        1
+        for sidecar in out.rglob("*.json")
+        if STATE_DIR not in sidecar.relative_to(out).parts
+        and sidecar.parent != out
+        and sidecar.with_suffix("").is_file()
+    )
+
+
+def bench_peer(args: argparse.Namespace) -> None:
+    """The exporter against a fast_bitrix24 script on the same job, round after round,
+    downloads outside the portal's limit: wall and CPU of each, and their ratios."""
+    try:
+        import fast_bitrix24  # noqa: F401
+    except ImportError:
+        sys.exit("fast_bitrix24 is not installed: pip install -e '.[bench]'")
+    lo, hi = size_range(args.size)
+    catalog = Catalog.generate(
+        products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
+    )
+    pairs = catalog.pairs()
+    images = len(pairs)
+    settings = PortalSettings(rps=args.rps, burst=args.burst, count_downloads=False)
+    start_up = exporter_start_up()
+    walls: list[float] = []
+    cpus: list[float] = []
+    with fast_scratch("b24-bench-peer-") as scratch_name:
+        scratch = Path(scratch_name)
+        on = "tmpfs (/dev/shm)" if scratch_name.startswith("/dev/shm") else scratch_name
+        print(
+            f"{images} images of {args.size} B, {args.rps:g} req/s, burst {args.burst}, "
+            f"downloads outside the limit, {args.concurrency} downloads at a time; exports "
+            f"on {on}"
+        )
+        manifest = write_manifest(scratch / "m.csv", pairs)
+        with serve_in_thread(catalog, settings) as portal:
+            for number in range(1, args.repeat + 1):
+                env = {**os.environ, "XDG_CACHE_HOME": str(scratch / f"cache{number}")}
+                out = scratch / f"exporter{number}"
+                config = write_config(
+                    scratch / f"c{number}.yaml", portal, manifest, out, args, False
+                )
+                peer_out = scratch / f"peer{number}"
+                peer = [sys.executable, str(PEER_SCRIPT), portal.webhook_url, str(manifest),
+                        str(peer_out), "--rps", str(args.rps), "--burst", str(args.burst),
+                        "--parallel", str(args.concurrency)]  # fmt: skip
+                runs = [
+                    ("exporter", lambda c=config: exporter_command(c)),
+                    ("fast_bitrix24", lambda p=peer: p),
+                ]
+                if number % 2 == 0:
+                    runs.reverse()  # neither always runs on a warmer machine
+                finished: dict[str, Finished] = {}
+                serving: dict[str, float] = {}
+                for label, command in runs:
+                    time.sleep(args.burst / args.rps)  # the portal's bucket drained
+                    cpu_before = _own_cpu()
+                    finished[label] = run_measured(command(), env, scratch / "r.json")
+                    serving[label] = _own_cpu() - cpu_before
+                ours, theirs = finished["exporter"], finished["fast_bitrix24"]
+                table = [["run", "wall s", "CPU s", "CPU ms/image", "portal CPU s", "files",
+                          "exit"]]  # fmt: skip
+                for label, done, folder in (
+                    ("exporter", ours, out),
+                    ("fast_bitrix24", theirs, peer_out),
+                ):
+                    table.append([
+                        f"  round {number}: {label}",
+                        f"{done.wall:.2f}",
+                        f"{done.cpu:.2f}",
+                        f"{done.cpu * 1000 / images:.2f}",
+                        f"{serving[label]:.2f}",
+                        str(exported_files(folder)),
+                        str(done.exit_code),
+                    ])  # fmt: skip
+                print_rows(table)
+                walls.append(theirs.wall / ours.wall)
+                cpus.append(theirs.cpu / ours.cpu)
+                print(
+                    f"    fast_bitrix24 / exporter: wall {walls[-1]:.2f}, CPU {cpus[-1]:.2f}"
+                    f"   (the exporter's start-up is {start_up:.2f} s of its wall)"
+                )
+                shutil.rmtree(out)
+                shutil.rmtree(peer_out)
+    print(
+        f"  median fast_bitrix24 wall / exporter wall: {statistics.median(walls):.2f}   "
+        f"CPU: {statistics.median(cpus):.2f}  (above 1: the exporter is faster)\n"
+        "  the exporter fsyncs each file and sidecar and keeps its index; the script writes "
+        "files and sidecars plainly (no temporaries, no fsync, no index)\n"
+        f"  the simulated portal serves both from this process, on the same {os.cpu_count()} "
+        "cores (portal CPU s); no client can finish before the portal has served it"
+    )
 
 
 # The restore benchmark.
@@ -1295,6 +1412,17 @@ def main() -> None:
     thr.add_argument("--seed", type=int, default=1)
     thr.add_argument("--repeat", type=int, default=3, help="rounds, alternating (default 3)")
     thr.set_defaults(run=bench_throughput, competitor=0.0, operating_cost=0.0)
+    peer = modes.add_parser(
+        "peer", help="the exporter against a fast_bitrix24 script, downloads uncounted"
+    )
+    peer.add_argument("--images", type=int, default=3000)
+    peer.add_argument("--size", default="2k-20k", help="image sizes (default 2k-20k)")
+    peer.add_argument("--rps", type=float, default=20.0, help="portal limit (default 20)")
+    peer.add_argument("--burst", type=int, default=50)
+    peer.add_argument("--concurrency", type=int, default=8, help="downloads at a time")
+    peer.add_argument("--seed", type=int, default=1)
+    peer.add_argument("--repeat", type=int, default=2, help="rounds, alternating (default 2)")
+    peer.set_defaults(run=bench_peer)
     res = modes.add_parser(
         "restore", help="an export uploaded into an empty target, a naive client, the floor"
     )

@@ -7,18 +7,31 @@ share one recognisable suffix, so the next run can remove what a killed run left
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from pathlib import Path
 
 TEMP_SUFFIX = ".b24-partial"
 _TEMP_NAME_PREFIX_CHARS = 48  # keeps the temporary name within file-name limits
+# Temporary names: this process's random tag and a counter, fresh for every file without
+# a call for randomness each; O_EXCL refuses any name that exists all the same.
+_TAG = secrets.token_hex(3)
+_NUMBERS = itertools.count()
+
+Where = str | os.PathLike[str]
+
+
+def temp_name_for(final: str) -> str:
+    """A fresh hidden temporary name in the final file's folder (paths as strings)."""
+    folder, sep, name = final.rpartition(os.sep)
+    unique = f"{_TAG}{next(_NUMBERS):x}"
+    return f"{folder}{sep}.{name[:_TEMP_NAME_PREFIX_CHARS]}.{unique}{TEMP_SUFFIX}"
 
 
 def temp_path_for(final: Path) -> Path:
     """A fresh hidden temporary name in the final file's folder."""
-    stem = final.name[:_TEMP_NAME_PREFIX_CHARS]
-    return final.with_name(f".{stem}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    return Path(temp_name_for(str(final)))
 
 
 def is_temporary(path: Path) -> bool:
@@ -26,7 +39,7 @@ def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Where) -> None:
     """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -40,29 +53,47 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def commit_temp(temp: Path, final: Path, *, sync_dir: bool = True) -> None:
+def commit_temp(temp: Where, final: Where, *, sync_dir: bool = True) -> None:
     """Rename a complete, fsynced temporary onto its final name.
 
-    `sync_dir=False` leaves making the rename durable to a later rename in the same
-    folder (a file's sidecar follows it), saving one folder fsync per image.
+    `sync_dir=False` leaves making the rename durable to the caller: one fsync of the
+    folder after a group of renames.
     """
-    temp.replace(final)
+    # Plain os calls, not pathlib: paths arrive as strings from the per-image hot path.
+    os.replace(temp, final)  # noqa: PTH105
     if sync_dir:
-        fsync_dir(final.parent)
+        fsync_dir(os.path.dirname(final) or ".")  # noqa: PTH120
 
 
-def discard(path: Path) -> None:
+def discard(path: Where) -> None:
     """Remove a temporary, ignoring that it may already be gone."""
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        os.unlink(path)  # noqa: PTH108
 
 
-def write_atomic_sync(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write small content (a sidecar, the report) whole or not at all."""
-    temp = temp_path_for(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+def write_atomic_sync(
+    path: Where, data: bytes, *, mode: int | None = None, sync_dir: bool = True
+) -> None:
+    """Write small content (a sidecar, the report) whole or not at all.
+
+    Without `mode` the file gets what the umask leaves of 0o666, like any new file.
+    `sync_dir=False` leaves making the rename durable to the caller.
+    """
+    temp = write_temp_sync(path, data, mode=mode)
     try:
-        fd = os.open(temp, flags, 0o600 if mode is None else mode)
+        commit_temp(temp, path, sync_dir=sync_dir)
+    except BaseException:
+        discard(temp)
+        raise
+
+
+def write_temp_sync(path: Where, data: bytes, *, mode: int | None = None) -> str:
+    """Write small content, fsynced, to a fresh temporary next to `path`; return its name,
+    for `commit_temp` to rename onto `path` (nothing is left when this raises)."""
+    temp = temp_name_for(os.fspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    fd = os.open(temp, flags, 0o666 if mode is None else mode)
+    try:
         try:
             view = memoryview(data)
             while view:
@@ -71,19 +102,7 @@ def write_atomic_sync(path: Path, data: bytes, *, mode: int | None = None) -> No
             os.fsync(fd)
         finally:
             os.close(fd)
-        if mode is None:
-            temp.chmod(0o666 & ~_UMASK)
-        commit_temp(temp, path)
     except BaseException:
         discard(temp)
         raise
-
-
-def _read_umask() -> int:
-    # os.umask can only be read by setting it; do it once, at import, not from threads.
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-_UMASK = _read_umask()
+    return temp

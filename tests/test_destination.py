@@ -270,7 +270,7 @@ async def test_a_sidecar_that_cannot_be_written_takes_its_file_back(tmp_path: Pa
         one = image(6, 1)
         sink = await destination.open_sink(one, "image/png")
         await sink.write([PNG])
-        (root / (sink.key + ".json")).mkdir()  # the sidecar's place is taken by a folder
+        (root / (sink.key + ".json")).mkdir(parents=True)  # the sidecar's place: a folder
         with pytest.raises(OutputError, match="cannot write the sidecar"):
             await destination.commit(one, sink)
         assert not (root / sink.key).exists()

@@ -111,8 +111,8 @@ async def test_a_chunked_body_in_small_chunks_is_stored_whole(tmp_path: Path) ->
     finally:
         await runner.cleanup()
     assert lengths == [None]  # no Content-Length: HTTP chunks
-    assert received.temp.read_bytes() == body
     assert received.size == len(body)
     assert received.sha256 == hashlib.sha256(body).hexdigest()
-    received.discard()
-    assert not received.temp.exists()
+    saved = await received.commit()
+    assert received.final.read_bytes() == body
+    assert saved.sha256 == hashlib.sha256(body).hexdigest()

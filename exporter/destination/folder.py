@@ -1,15 +1,17 @@
 """A local folder as the destination: files and sidecars under `output.dir`, made durable.
 
-Each file streams into a hidden temporary next to its final name
-(`.<name>.<random>.b24-partial`), hashed as it is written; `commit` fsyncs it and
-renames it into place, then appends its index line and writes its sidecar (the
-sidecar's rename makes both renames durable with one fsync of the folder). A
-temporary left by a killed run is removed by the next one. The run lock, the index of
-done images and the path registry live in the folder too (`.b24-image-exporter/`).
+A body smaller than `SMALL_BODY_BYTES` is held in memory until its commit; a larger
+one streams into a hidden temporary next to its final name
+(`.<name>.<random>.b24-partial`), hashed as it is written. Commits are grouped
+(`destination.group`): the group's index lines are appended, then one worker-thread
+call writes each small file of the group, fsyncs and renames every file and then its
+sidecar the same way, and fsyncs each folder once. A temporary left by a killed run is
+removed by the next one. The run lock, the index of done images and the path registry
+live in the folder too (`.b24-image-exporter/`).
 
-Blocks are hashed and written in one worker-thread call (hashlib and os.writev release
-the GIL, and network pieces are written as they are, never joined), so the event loop
-keeps receiving while a block is digested and stored; fsync and rename run there too.
+Blocks of a large body are hashed and written in one worker-thread call (hashlib and
+os.writev release the GIL, and network pieces are written as they are, never joined),
+so the event loop keeps receiving while a block is digested and stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiofiles.os
 import anyio
 
 from exporter.atomic import (
@@ -31,16 +32,20 @@ from exporter.atomic import (
     discard,
     fsync_dir,
     is_temporary,
-    temp_path_for,
+    temp_name_for,
     write_atomic_sync,
 )
 from exporter.config import OutputConfig
 from exporter.destination.base import Sink
+from exporter.destination.group import GroupCommit
 from exporter.destination.index import STATE_DIR, ExportIndex, IndexEntry
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import PathRegistry, render_layout
 from exporter.destination.sidecar import (
+    SIDECAR_SUFFIX,
     SidecarFacts,
+    build_sidecar,
+    document_bytes,
     load_sidecar,
     owner_of,
     rewrite_gone,
@@ -54,6 +59,7 @@ from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 log = logging.getLogger(__name__)
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+SMALL_BODY_BYTES = 1024 * 1024  # a body below this is held in memory, written at its commit
 REPORTS_DIR = "reports"  # in the state folder: the last runs' reports
 KEPT_REPORTS = 30
 
@@ -84,6 +90,9 @@ class FolderDestination:
         self._lock: RunLock | None = None
         self._index: ExportIndex | None = None
         self._registry: PathRegistry | None = None
+        self._group: GroupCommit[tuple[ProductImage, FileSink], SavedFile] = GroupCommit(
+            self._commit_group
+        )
 
     async def open(self, *, write: bool = True) -> None:
         if not write:
@@ -122,14 +131,72 @@ class FolderDestination:
         return await FileSink.create(self.root, final, content_type)
 
     async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
-        assert self._index is not None
+        if isinstance(sink, FileSink):
+            if sink.streamed:
+                # A large file's fsync takes a while: in a worker thread of its own, beside
+                # those of the other downloads (within a group they would follow in turn).
+                await anyio.to_thread.run_sync(sink.sync)
+            return await self._group.commit((image, sink))
+        # A sink of another make: the file, its index line, then its sidecar.
         saved = await sink.commit()
-        # The index line before the sidecar: a line without its sidecar is not done
-        # (`is_done` checks the sidecar), but a sidecar without its line (a kill
-        # between the two) would cost the next run a download.
-        self._index.add(image.ref, saved.key, saved.size, described=image.product is not None)
-        await anyio.to_thread.run_sync(self._write_sidecar, image, saved)
+        self._record(image, saved.key, saved.size)
+        await anyio.to_thread.run_sync(self._land_sidecar, image, saved, datetime.now(UTC))
         return saved
+
+    async def _commit_group(
+        self, group: Sequence[tuple[ProductImage, FileSink]]
+    ) -> list[SavedFile | BaseException]:
+        """A group's index lines appended, then its files and sidecars made durable in one
+        worker-thread call.
+
+        The index lines go first, as for a single file the line goes before the sidecar:
+        a line whose file or sidecar is not there is not done (`is_done` checks both), but
+        a sidecar without its line (a kill between the two) would cost the next run a
+        download of an image the contract counts as done."""
+        for image, sink in group:
+            self._record(image, sink.key, sink.size)
+        try:
+            return await anyio.to_thread.run_sync(self._land_group, group)
+        except BaseException:
+            # Stopped halfway, as by a kill: a file without its sidecar is not done and is
+            # replaced by the next export of its name; no temporary is left behind.
+            for _, sink in group:
+                sink.discard()
+            raise
+
+    def _land_group(
+        self, group: Sequence[tuple[ProductImage, FileSink]]
+    ) -> list[SavedFile | BaseException]:
+        """Each file written, fsynced and renamed into place, then its sidecar the same way;
+        then each folder fsynced once, for all the group's renames (in a worker thread).
+        A member that fails fails alone, its file taken back."""
+        exported_at = datetime.now(UTC)
+        outcomes: list[SavedFile | BaseException] = []
+        folders: dict[str, None] = {}  # in order, once each
+        for image, sink in group:
+            try:
+                saved = sink.land()
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            folders[sink.folder] = None
+            file = f"{self.root}{os.sep}{saved.key}"
+            document = build_sidecar(image, saved, self._portal_host, exported_at)
+            try:
+                write_atomic_sync(file + SIDECAR_SUFFIX, document_bytes(document), sync_dir=False)
+            except OSError as exc:
+                discard(file)
+                outcomes.append(_sidecar_error(file, exc))
+            else:
+                outcomes.append(saved)
+        for folder in folders:
+            fsync_dir(folder)
+        return outcomes
+
+    def _record(self, image: ProductImage, key: str, size: int) -> None:
+        """The index line of an export, appended before its sidecar lands."""
+        assert self._index is not None
+        self._index.add(image.ref, key, size, described=image.product is not None)
 
     def images_of(self, product_id: int) -> list[ImageRef]:
         return self._opened().images_of(product_id)
@@ -218,38 +285,45 @@ class FolderDestination:
         assert self._index is not None, "open the destination first"
         return self._index
 
-    def _write_sidecar(self, image: ProductImage, saved: SavedFile) -> None:
+    def _land_sidecar(self, image: ProductImage, saved: SavedFile, exported_at: datetime) -> None:
         """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
-        file = self.root / saved.key
+        file = f"{self.root}{os.sep}{saved.key}"
         try:
-            write_sidecar(file, image, saved, self._portal_host, datetime.now(UTC))
+            write_sidecar(file, image, saved, self._portal_host, exported_at)
         except OSError as exc:
             discard(file)
-            raise OutputError(f"cannot write the sidecar of {file}: {exc.strerror}") from None
+            raise _sidecar_error(file, exc) from None
+
+
+def _sidecar_error(file: str, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write the sidecar of {file}: {exc.strerror}")
 
 
 class FileSink:
-    """A file streaming into its temporary, hashed on the way; renamed onto `final` at commit."""
+    """A file on its way: held in memory while small, else streaming into its temporary,
+    hashed on the way; renamed onto `final` when it lands."""
 
-    def __init__(self, root: Path, final: Path, temp: Path, fd: int, content_type: str) -> None:
-        self.key = final.relative_to(root).as_posix()
+    def __init__(self, root: Path, final: Path, content_type: str) -> None:
+        within, name = str(root) + os.sep, str(final)
+        if name.startswith(within) and os.sep == "/":
+            self.key = name[len(within) :]  # what relative_to gives, without its cost
+        else:
+            self.key = final.relative_to(root).as_posix()
         self.final = final
-        self.temp = temp
-        self._fd = fd
-        self._digest = hashlib.sha256()
+        self._final = name
+        self.folder = os.path.dirname(name)  # noqa: PTH120  # strings: one per image
+        self.temp: str | None = None  # the temporary, once the body is written to one
+        self._fd = -1
+        self._held: list[bytes] = []  # the body while it stays below SMALL_BODY_BYTES
+        self._held_size = 0
+        self._digest = hashlib.sha256()  # of the bytes written to the temporary
         self._size = 0
         self._media_type = (content_type or "application/octet-stream").split(";")[0].strip()
 
     @classmethod
     async def create(cls, root: Path, final: Path, content_type: str) -> FileSink:
-        """A new, empty temporary next to `final` (its folder created if need be)."""
-        temp = temp_path_for(final)
-        try:
-            await aiofiles.os.makedirs(final.parent, exist_ok=True)
-            fd = await anyio.to_thread.run_sync(os.open, temp, _NEW_FILE, 0o666)
-        except OSError as exc:
-            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
-        return cls(root, final, temp, fd, content_type)
+        """A new, empty sink for `final`; nothing is on disk until its body needs it."""
+        return cls(root, final, content_type)
 
     @property
     def size(self) -> int:
@@ -257,43 +331,103 @@ class FileSink:
 
     @property
     def sha256(self) -> str:
-        return self._digest.hexdigest()
+        if not self._held:
+            return self._digest.hexdigest()
+        digest = self._digest.copy()
+        for piece in self._held:
+            digest.update(piece)
+        return digest.hexdigest()
 
     async def write(self, pieces: Sequence[bytes]) -> None:
+        size = sum(len(piece) for piece in pieces)
+        if self.temp is None and self._held_size + size < SMALL_BODY_BYTES:
+            self._held.extend(pieces)
+            self._held_size += size
+            self._size += size
+            return
+        if self._held:
+            pieces = [*self._held, *pieces]
+            self._held, self._held_size = [], 0
         try:
-            await anyio.to_thread.run_sync(digest_and_write, pieces, self._digest, self._fd)
+            await anyio.to_thread.run_sync(self._store, pieces)
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
-        self._size += sum(len(piece) for piece in pieces)
+        self._size += size
 
     async def commit(self) -> SavedFile:
         try:
-            await anyio.to_thread.run_sync(self._fsync_and_rename)
+            return await anyio.to_thread.run_sync(self.land)
+        except BaseException:
+            self.discard()
+            raise
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the body is in its temporary already (a large one), not held in memory."""
+        return self.temp is not None
+
+    def sync(self) -> None:
+        """Make the temporary durable now (in a worker thread): a large file's fsync runs
+        beside the others' instead of in turn within its group. `OutputError` (and the
+        sink discarded) when it cannot."""
+        try:
+            self._sync()
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
         except BaseException:
             self.discard()
             raise
-        return SavedFile(self.key, self._size, self.sha256, self._media_type)
+
+    def land(self) -> SavedFile:
+        """Write what is held, fsync, rename onto the final name (in a worker thread); the
+        rename is made durable by the caller's fsync of the folder. `OutputError` (and the
+        sink discarded) when it cannot."""
+        try:
+            if self.temp is None:
+                self._store(self._held)
+                self._held, self._held_size = [], 0
+            self._sync()
+            assert self.temp is not None
+            commit_temp(self.temp, self._final, sync_dir=False)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.discard()
+            raise
+        return SavedFile(self.key, self._size, self._digest.hexdigest(), self._media_type)
+
+    def _sync(self) -> None:
+        if self._fd >= 0:  # not fsynced and closed already
+            try:
+                os.fsync(self._fd)
+            finally:
+                self._close()
 
     def discard(self) -> None:
+        self._held, self._held_size = [], 0
         self._close()
-        discard(self.temp)
+        if self.temp is not None:
+            discard(self.temp)
+
+    def _store(self, pieces: Sequence[bytes]) -> None:
+        """Hash and write pieces, the temporary (and its folder) created first if need be."""
+        if self.temp is None:
+            temp = temp_name_for(self._final)
+            try:
+                fd = os.open(temp, _NEW_FILE, 0o666)
+            except FileNotFoundError:  # the first file of its folder
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(temp, _NEW_FILE, 0o666)
+            self.temp, self._fd = temp, fd
+        digest_and_write(pieces, self._digest, self._fd)
 
     def _close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)
-
-    def _fsync_and_rename(self) -> None:
-        try:
-            os.fsync(self._fd)
-        finally:
-            self._close()
-        # The sidecar's rename, next, makes both renames durable with one folder fsync.
-        commit_temp(self.temp, self.final, sync_dir=False)
 
 
 def digest_and_write(pieces: Sequence[bytes], digest: Any, fd: int) -> None:

@@ -27,14 +27,20 @@ _FORBIDDEN = set('/\\<>:"|?*')
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 
 
+_FORBIDDEN_TO_UNDERSCORE = str.maketrans(dict.fromkeys(_FORBIDDEN, "_"))
+
+
 def safe_part(text: str) -> str:
     """One path part made safe: no separators, no leading dot, no control characters."""
     text = unicodedata.normalize("NFC", text)
-    cleaned = "".join(
-        "_" if ch in _FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
-        else ch
-        for ch in text
-    )  # fmt: skip
+    if text.isprintable():  # no Cc, Cf, Cs, Zl or Zp (nor Zs but the space, Co, Cn) in it
+        cleaned = text.translate(_FORBIDDEN_TO_UNDERSCORE)
+    else:
+        cleaned = "".join(
+            "_" if ch in _FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+            else ch
+            for ch in text
+        )  # fmt: skip
     cleaned = cleaned.strip().rstrip(". ")
     if cleaned.startswith("."):
         cleaned = "_" + cleaned[1:]
@@ -125,6 +131,7 @@ class PathRegistry:
         # Who holds which path, case-folded; built at the first claim, so a run with
         # nothing to download never pays for it.
         self._owner: dict[str, ImageRef] | None = None
+        self._inside: set[str] = set()  # folders (relative) found to resolve inside root
 
     def claim(
         self,
@@ -178,7 +185,13 @@ class PathRegistry:
 
     def _inside_root(self, relative: PurePosixPath) -> Path:
         target = self.root / relative
-        # Parts are safe already; this catches a symlinked folder leading elsewhere.
-        if not target.parent.resolve().is_relative_to(self._resolved_root):
-            raise ImageError("UNSAFE_PATH", f"{relative.parent} leads outside the output folder")
+        # Parts are safe already; this catches a symlinked folder leading elsewhere. A
+        # folder found inside is not resolved again for the next image in it.
+        folder = str(relative.parent)
+        if folder not in self._inside:
+            if not target.parent.resolve().is_relative_to(self._resolved_root):
+                raise ImageError(
+                    "UNSAFE_PATH", f"{relative.parent} leads outside the output folder"
+                )
+            self._inside.add(folder)
         return target

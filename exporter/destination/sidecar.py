@@ -8,6 +8,7 @@ describes a complete file; it is also what proves whose export a file is.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.atomic import write_atomic_sync
+from exporter.jsontext import indented_json
 from exporter.model import ImageRef, ProductImage, ProductInfo, SavedFile
 
 SIDECAR_SUFFIX = ".json"
@@ -50,12 +52,11 @@ def build_sidecar(
 
 
 def write_sidecar(
-    file: Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
-) -> Path:
-    """Write the sidecar of the saved file at `file`, whole or not at all; return its path."""
-    path = sidecar_path(file)
-    _write_document(path, build_sidecar(image, saved, portal_host, exported_at))
-    return path
+    file: str | Path, image: ProductImage, saved: SavedFile, portal_host: str, exported_at: datetime
+) -> None:
+    """Write the sidecar of the saved file at `file`, whole or not at all."""
+    path = os.fspath(file) + SIDECAR_SUFFIX  # sidecar_path's, without building a Path
+    write_atomic_sync(path, document_bytes(build_sidecar(image, saved, portal_host, exported_at)))
 
 
 def _write_document(path: Path, document: dict[str, Any]) -> None:
@@ -64,7 +65,7 @@ def _write_document(path: Path, document: dict[str, Any]) -> None:
 
 def document_bytes(document: dict[str, Any]) -> bytes:
     """A sidecar's document as its file holds it."""
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return (indented_json(document) + "\n").encode("utf-8")
 
 
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; anything this big is not one

@@ -6,7 +6,6 @@ interrupted one), atomically, with every text passed through the redactor.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 from exporter.atomic import write_atomic_sync
 from exporter.errors import EXIT_USAGE
+from exporter.jsontext import indented_json
 from exporter.model import ImageRef, RequestCounts
 from exporter.redact import redact
 
@@ -164,7 +164,7 @@ def usage_error_report(portal: str, reason: str) -> dict[str, Any]:
 
 def report_bytes(report: dict[str, Any]) -> bytes:
     """The report as the file holds it."""
-    return (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return (indented_json(report) + "\n").encode("utf-8")
 
 
 def write_report(path: Path, report: dict[str, Any]) -> bool:
