@@ -11,6 +11,7 @@
     python bench/run.py s3 --images 200 --size 5M --parallel 8
     python bench/run.py auto --images-free 1500 --images-counted 700 --rps 20 --burst 50
     python bench/run.py peer --images 3000 --size 2k-20k --rps 20   # needs the bench extra
+    python bench/run.py memory --images 100000 --size 200-400
 
 `rate` starts the simulated portal with the given limit, runs the exporter against it
 (as a separate process, so its wall time and peak memory are its own) and, in the same
@@ -35,6 +36,10 @@ the same round, copies the same files from a local folder into the same server w
 and with a short script on fast_bitrix24 (bench/peer_fast_bitrix24.py, the `bench`
 extra), each a process of its own, exports on tmpfs where /dev/shm is: wall, CPU seconds
 and CPU milliseconds per image of each, and their ratios.
+`memory` exports tiny images from a portal without a limit (downloads not counted) and
+samples the exporter's resident memory as images are done: RSS at the first image, the
+peak, and the growth per image done; then it runs the same job again, every image done,
+and prints how long that re-run took and how many requests it sent.
 """
 
 from __future__ import annotations
@@ -1359,6 +1364,142 @@ def bench_auto(args: argparse.Namespace) -> None:
     )
 
 
+# The memory benchmark.
+
+# As MEASURE, and the spawned process's pid in `<result>.pid` first, so that its
+# resident memory can be sampled while it runs.
+MEASURE_SAMPLED = MEASURE.replace(
+    "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)\n",
+    "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)\n"
+    "with open(sys.argv[1] + '.pid', 'w') as out:\n"
+    "    out.write(str(pid))\n",
+)
+
+
+def resident_mb(pid: int) -> float | None:
+    """A running process's resident set, from /proc (None once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+@dataclass
+class Sampled:
+    finished: Finished
+    samples: list[tuple[int, float]]  # (images downloaded by then, RSS MB)
+
+
+def run_sampled(
+    command: list[str], env: dict[str, str], result: Path, portal: RunningPortal
+) -> Sampled:
+    """One process, as `run_measured`, its RSS sampled against the downloads the portal served."""
+    pid_file = Path(str(result) + ".pid")
+    pid_file.unlink(missing_ok=True)
+    wrapper = subprocess.Popen(
+        [sys.executable, "-S", "-c", MEASURE_SAMPLED, str(result), *command], env=env
+    )
+    samples: list[tuple[int, float]] = []
+    pid = None
+    while wrapper.poll() is None:
+        time.sleep(0.1)
+        if pid is None:
+            try:
+                pid = int(pid_file.read_text())
+            except (OSError, ValueError):
+                continue
+        downloads = portal.stats.download_requests
+        rss = resident_mb(pid)
+        if rss is not None:
+            samples.append((downloads, rss))
+    wall, rss_mb, exit_code, cpu = json.loads(result.read_text())
+    return Sampled(Finished(wall, rss_mb, exit_code, cpu), samples)
+
+
+def bench_memory(args: argparse.Namespace) -> None:
+    lo, hi = size_range(args.size)
+    catalog = Catalog.generate(
+        products=max(1, args.images // 5), images=args.images, seed=args.seed, image_size=(lo, hi)
+    )
+    args.rps, args.burst, args.competitor, args.operating_cost = 0, 50, 0.0, 0.0
+    settings = PortalSettings(rps=None, count_downloads=False)
+    print(f"{args.images} images of {args.size} bytes, no rate limit, downloads not counted")
+    with tempfile.TemporaryDirectory(prefix="b24-bench-memory-") as scratch_name:
+        scratch = Path(scratch_name)
+        env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
+        with serve_in_thread(catalog, settings) as portal:
+            manifest = write_manifest(scratch / "m.csv", catalog.pairs())
+            config = write_config(
+                scratch / "c.yaml", portal, manifest, scratch / "out", args, False
+            )
+            began = portal.stats.download_requests
+            first = run_sampled(exporter_command(config), env, scratch / "r.json", portal)
+            done = count_exported(scratch / "out" / "report.json")
+            during = [(n - began, rss) for n, rss in first.samples if n > began]
+            print(
+                f"  export: {done} images done in {first.finished.wall:.1f} s "
+                f"({first.finished.cpu:.1f} CPU-s, exit {first.finished.exit_code})"
+            )
+            if during:
+                rss0, n1 = during[0][1], during[-1][0]
+                marks = " / ".join(_rss_at(during, share * n1) for share in (0.25, 0.5, 0.75, 1))
+                print(
+                    f"  RSS: {rss0:.1f} MB at the first image done; at 25/50/75/100 % of the "
+                    f"images: {marks} MB; peak {first.finished.rss_mb:.1f} MB\n"
+                    f"  growth: {growth_per_image(during, n1):.3f} KB per image done "
+                    "(the slope of RSS over images done, from 5 % to 95 % of them)"
+                )
+            else:
+                print(f"  RSS: no sample taken; peak {first.finished.rss_mb:.1f} MB")
+            before = stats_of(portal)
+            again = run_measured(exporter_command(config), env, scratch / "r.json")
+            after = stats_of(portal)
+            sent = delta(after, before, "rest_requests") + delta(after, before, "download_requests")
+            skipped = count_skipped(scratch / "out" / "report.json")
+            print(
+                f"  re-run of {skipped} done images: {again.wall:.2f} s wall, {again.cpu:.2f} "
+                f"CPU-s, peak RSS {again.rss_mb:.1f} MB, {sent} requests, exit {again.exit_code}"
+            )
+
+
+def _rss_at(samples: list[tuple[int, float]], images: float) -> str:
+    """The first sampled RSS once `images` were downloaded."""
+    return next((f"{rss:.1f}" for n, rss in samples if n >= images), "-")
+
+
+def growth_per_image(samples: list[tuple[int, float]], images: int) -> float:
+    """KB of RSS per image done: the least-squares slope over the middle of the run (the
+    start-up before it, the report and the exit after it, left out)."""
+    middle = [(n, rss) for n, rss in samples if 0.05 * images <= n <= 0.95 * images]
+    if len(middle) < 2:
+        return math.nan
+    mean_n = statistics.fmean(n for n, _ in middle)
+    mean_rss = statistics.fmean(rss for _, rss in middle)
+    spread = sum((n - mean_n) ** 2 for n, _ in middle)
+    if not spread:
+        return math.nan
+    slope = sum((n - mean_n) * (rss - mean_rss) for n, rss in middle) / spread
+    return slope * 1024
+
+
+def count_exported(report: Path) -> int:
+    try:
+        return int(json.loads(report.read_text())["counts"]["exported"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def count_skipped(report: Path) -> int:
+    try:
+        return int(json.loads(report.read_text())["counts"]["skipped"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_naive":
         webhook, manifest, out, rps = sys.argv[2:6]
@@ -1454,6 +1595,14 @@ def main() -> None:
     auto.add_argument("--concurrency", type=int, default=8)
     auto.add_argument("--seed", type=int, default=1)
     auto.set_defaults(run=bench_auto, competitor=0.0, operating_cost=0.0)
+    mem = modes.add_parser(
+        "memory", help="the exporter's RSS per image done over a long run, and its re-run"
+    )
+    mem.add_argument("--images", type=int, default=100_000)
+    mem.add_argument("--size", default="200-400", help="image sizes (default 200-400)")
+    mem.add_argument("--concurrency", type=int, default=8)
+    mem.add_argument("--seed", type=int, default=1)
+    mem.set_defaults(run=bench_memory)
     args = parser.parse_args()
     args.run(args)
 
