@@ -23,6 +23,7 @@ from exporter.errors import (
     TransientError,
 )
 from exporter.jobs.report import Failure, Tally
+from exporter.keyset import KeySet, pair_key
 from exporter.manifest import iter_manifest
 from exporter.model import ImageRef
 from exporter.redact import redact
@@ -46,20 +47,42 @@ class Verdict(enum.Enum):
     SEEN = "seen"  # met before in this run: nothing more to count
 
 
+class SeenImages:
+    """Images met so far, 8 bytes each (ids beyond 31 bits, if any, in a set of their own)."""
+
+    def __init__(self) -> None:
+        self._packed = KeySet()
+        self._others: set[tuple[int, int]] = set()
+
+    def add(self, product_id: int, image_id: int) -> bool:
+        """Remember an image; False when it was met before."""
+        key = pair_key(product_id, image_id)
+        if key is None:
+            if (product_id, image_id) in self._others:
+                return False
+            self._others.add((product_id, image_id))
+            return True
+        if key in self._packed:
+            return False
+        self._packed.add(key)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._packed) + len(self._others)
+
+
 class Selection:
     """Which images a run exports: each image once, those already done skipped unless forced."""
 
     def __init__(self, is_done: Callable[[ImageRef], bool], *, force: bool = False) -> None:
         self._is_done = is_done
         self._force = force
-        self._seen: set[int] = set()  # packed keys: 100,000 refs as ints, not objects
+        self._seen = SeenImages()
 
     def judge(self, ref: ImageRef) -> Verdict:
         """The verdict on an image, the first time it is met; `SEEN` after that."""
-        key = ref.product_id << 64 | ref.image_id
-        if key in self._seen:
+        if not self._seen.add(ref.product_id, ref.image_id):
             return Verdict.SEEN
-        self._seen.add(key)
         if not self._force and self._is_done(ref):
             return Verdict.DONE
         return Verdict.NEW
@@ -184,5 +207,8 @@ class RunState:
 
 def named_images(manifest: Path) -> int:
     """How many distinct images a (validated) manifest names by pairs."""
-    return len({row.product_id << 64 | row.image_id for row in iter_manifest(manifest)
-                if row.image_id is not None})  # fmt: skip
+    seen = SeenImages()
+    for row in iter_manifest(manifest):
+        if row.image_id is not None:
+            seen.add(row.product_id, row.image_id)
+    return len(seen)
