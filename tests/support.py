@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiohttp
 import anyio
 
 from exporter.config import Config, parse_config
+from exporter.destination.index import INDEX_NAME
 from exporter.jobs.export import ExportJob, ExportResult
 from exporter.portal.auth import WebhookAuth
 from exporter.portal.client import PortalClient
@@ -150,3 +152,43 @@ async def client_for(portal: RunningPortal) -> AsyncIterator[PortalClient]:
             timeout_seconds=10,
             downloads_share_limit=True,
         )
+
+
+def index_rows(state_dir: Path) -> list[dict[str, Any]]:
+    """The rows of an export's index (in `state_dir`), in the order of the images, as the
+    JSON lines of older exporters told them; none when there is no index."""
+    path = state_dir / INDEX_NAME
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT product_id, image_id, path, size, gone, described FROM images "
+            "ORDER BY product_id, image_id"
+        ).fetchall()
+    finally:
+        db.close()
+    records = []
+    for product_id, image_id, file, size, gone, described in rows:
+        record: dict[str, Any] = {"productId": product_id, "id": image_id, "path": file}
+        record["size"] = size
+        if gone is not None:
+            record["gone"] = gone
+        if described:
+            record["product"] = True
+        records.append(record)
+    return records
+
+
+def drop_index_rows(state_dir: Path, count: int) -> None:
+    """Lose the index rows of the last `count` images (a power loss before a checkpoint)."""
+    db = sqlite3.connect(state_dir / INDEX_NAME)
+    try:
+        db.execute(
+            "DELETE FROM images WHERE (product_id, image_id) IN (SELECT product_id, image_id "
+            "FROM images ORDER BY product_id DESC, image_id DESC LIMIT ?)",
+            (count,),
+        )
+        db.commit()
+    finally:
+        db.close()

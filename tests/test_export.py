@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from exporter.config import parse_config
-from exporter.destination.index import STATE_DIR
+from exporter.destination.index import INDEX_NAME, STATE_DIR
 from exporter.destination.lock import RunLock
 from exporter.errors import LockedError
 from exporter.jobs.export import ExportJob
@@ -21,6 +21,7 @@ from exporter.simulator import Catalog, PortalSettings
 
 from .support import (
     catalog_of,
+    drop_index_rows,
     export,
     export_config,
     exported_files,
@@ -297,7 +298,7 @@ async def test_lost_index_is_rebuilt_from_sidecars_without_requests(tmp_path: Pa
     out = tmp_path / "out"
     async with portal_for(catalog) as portal:
         await export(portal, manifest, out)
-        (out / STATE_DIR / "index.jsonl").unlink()
+        (out / STATE_DIR / INDEX_NAME).unlink()
         portal.stats.reset()
         result = await export(portal, manifest, out)
         stats = portal.stats
@@ -313,8 +314,7 @@ async def test_export_missing_from_the_index_is_recognised_on_disk(tmp_path: Pat
     out = tmp_path / "out"
     async with portal_for(catalog) as portal:
         await export(portal, manifest, out)
-        index = out / STATE_DIR / "index.jsonl"
-        index.write_text("".join(index.read_text().splitlines(keepends=True)[:-1]))
+        drop_index_rows(out / STATE_DIR, 1)
         portal.stats.reset()
         result = await export(portal, manifest, out)
         stats = portal.stats

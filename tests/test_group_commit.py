@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,23 @@ import pytest
 
 from exporter.config import OutputConfig
 from exporter.destination import folder
+from exporter.destination import index as index_module
 from exporter.destination.folder import SMALL_BODY_BYTES, FolderDestination
 from exporter.destination.group import GroupCommit
-from exporter.destination.index import INDEX_NAME, STATE_DIR
+from exporter.destination.index import STATE_DIR
 from exporter.errors import OutputError
 from exporter.jobs.export import ExportJob
 from exporter.model import ImageRef, ProductImage, SavedFile
 from exporter.simulator import Catalog
 
-from .support import export_config, exported_files, portal_for, sidecar_of, write_manifest
+from .support import (
+    export_config,
+    exported_files,
+    index_rows,
+    portal_for,
+    sidecar_of,
+    write_manifest,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 LAYOUT = "{productId}/{name}"
@@ -55,8 +64,8 @@ def body(image_id: int) -> bytes:
 
 
 def index_of(root: Path) -> list[dict[str, Any]]:
-    path = root / STATE_DIR / INDEX_NAME
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The index's rows on disk: what a kill at this moment leaves."""
+    return index_rows(root / STATE_DIR)
 
 
 class Recorded(FolderDestination):
@@ -189,7 +198,8 @@ async def test_the_index_names_a_group_before_it_lands_and_folders_are_fsynced_l
     class Watched(Recorded):
         def _record(self, image: ProductImage, key: str, size: int) -> None:
             folder = root / str(image.ref.product_id)
-            seen.append((f"index {image.ref.image_id}", *on_disk(folder), len(index_of(root))))
+            told = len(self._opened().entries)  # the rows the index tells (written or not)
+            seen.append((f"index {image.ref.image_id}", *on_disk(folder), told))
             super()._record(image, key, size)
 
     monkeypatch.setattr(folder, "fsync_dir", recording_fsync_dir)
@@ -210,6 +220,38 @@ async def test_the_index_names_a_group_before_it_lands_and_folders_are_fsynced_l
         ("index 6", 0, 0, 5), ("index 7", 1, 1, 6), ("index 8", 0, 0, 7),
         ("fsync 2", 4, 4, 8), ("fsync 1", 4, 4, 8),
     ]  # fmt: skip
+
+
+async def test_a_sidecar_lands_only_once_its_index_row_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The index's rows are written by a thread of its own: a group waits for them
+    # before its sidecars land, so a kill never leaves a done export the index lacks.
+    root = tmp_path / "out"
+    events: list[str] = []
+    real_apply, real_write = index_module._apply, folder.write_atomic_sync
+
+    def slow_apply(db: Any, changes: Any) -> None:
+        time.sleep(0.05)  # a writer held back (a checkpoint's fsync on a busy disk)
+        real_apply(db, changes)
+        events.extend(f"row {ref.image_id}" for _number, ref, _entry in changes)
+
+    def watched_write(path: Any, data: bytes, **options: Any) -> None:
+        if str(path).endswith(".json"):
+            events.append(f"sidecar {Path(path).name.removesuffix('.png.json')}")
+        real_write(path, data, **options)
+
+    destination = Recorded(root)
+    await destination.open()
+    monkeypatch.setattr(index_module, "_apply", slow_apply)
+    monkeypatch.setattr(folder, "write_atomic_sync", watched_write)
+    try:
+        outcomes = await commit_together(destination, [image(1, n) for n in range(1, 6)])
+    finally:
+        await destination.close()
+    assert all(isinstance(outcome, SavedFile) for outcome in outcomes)
+    for n in range(1, 6):
+        assert events.index(f"row {n}") < events.index(f"sidecar {n}")
 
 
 async def test_one_member_failing_fails_only_itself(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -36,7 +37,10 @@ class NoEarlierPaths:
     def path_of(self, ref: ImageRef) -> str | None:
         return None
 
-    def paths(self) -> list[tuple[ImageRef, str]]:
+    def paths_of(self, refs: Iterable[ImageRef]) -> dict[ImageRef, str]:
+        return {ref: path for ref in refs if (path := self.path_of(ref)) is not None}
+
+    def holders(self, path: str) -> list[ImageRef]:
         return []
 
 
@@ -110,73 +114,75 @@ def test_empty_name_gets_a_placeholder_with_its_extension() -> None:
     assert render_layout(LAYOUT, image(""), "image/jpeg").name == "7_image.jpg"
 
 
-def test_two_images_with_one_path_get_different_paths(tmp_path: Path) -> None:
+async def test_two_images_with_one_path_get_different_paths(tmp_path: Path) -> None:
     registry = PathRegistry(tmp_path, NoEarlierPaths())
     wanted = PurePosixPath("1/same.jpg")
-    first = registry.claim(ImageRef(1, 7), wanted, nobody)
-    second = registry.claim(ImageRef(1, 8), wanted, nobody)
+    first = await registry.claim(ImageRef(1, 7), wanted, nobody)
+    second = await registry.claim(ImageRef(1, 8), wanted, nobody)
     assert first == tmp_path / "1/same.jpg"
     assert second == tmp_path / "1/same-2.jpg"
 
 
-def test_paths_differing_only_in_case_count_as_the_same(tmp_path: Path) -> None:
+async def test_paths_differing_only_in_case_count_as_the_same(tmp_path: Path) -> None:
     registry = PathRegistry(tmp_path, NoEarlierPaths())
-    registry.claim(ImageRef(1, 7), PurePosixPath("1/Photo.jpg"), nobody)
-    other = registry.claim(ImageRef(1, 8), PurePosixPath("1/photo.JPG"), nobody)
+    await registry.claim(ImageRef(1, 7), PurePosixPath("1/Photo.jpg"), nobody)
+    other = await registry.claim(ImageRef(1, 8), PurePosixPath("1/photo.JPG"), nobody)
     assert other.name == "photo-2.JPG"
 
 
-def test_an_image_keeps_the_path_an_earlier_run_gave_it(tmp_path: Path) -> None:
+async def test_an_image_keeps_the_path_an_earlier_run_gave_it(tmp_path: Path) -> None:
     class Earlier(NoEarlierPaths):
         def path_of(self, ref: ImageRef) -> str | None:
             return "1/old name.jpg" if ref == ImageRef(1, 7) else None
 
-        def paths(self) -> list[tuple[ImageRef, str]]:
-            return [(ImageRef(1, 7), "1/old name.jpg")]
+        def holders(self, path: str) -> list[ImageRef]:
+            return [ImageRef(1, 7)] if path.casefold() == "1/old name.jpg" else []
 
     registry = PathRegistry(tmp_path, Earlier())
-    assert registry.claim(ImageRef(1, 7), PurePosixPath("1/new.jpg"), nobody) == (
+    assert await registry.claim(ImageRef(1, 7), PurePosixPath("1/new.jpg"), nobody) == (
         tmp_path / "1/old name.jpg"
     )
-    other = registry.claim(ImageRef(1, 8), PurePosixPath("1/OLD NAME.jpg"), nobody)
+    other = await registry.claim(ImageRef(1, 8), PurePosixPath("1/OLD NAME.jpg"), nobody)
     assert other == tmp_path / "1/OLD NAME-2.jpg"
 
 
-def test_an_image_keeps_its_path_on_a_second_claim(tmp_path: Path) -> None:
+async def test_an_image_keeps_its_path_on_a_second_claim(tmp_path: Path) -> None:
     registry = PathRegistry(tmp_path, NoEarlierPaths())
-    first = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
-    again = registry.claim(ImageRef(1, 7), PurePosixPath("1/renamed.jpg"), nobody)
+    first = await registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
+    again = await registry.claim(ImageRef(1, 7), PurePosixPath("1/renamed.jpg"), nobody)
     assert again == first
 
 
-def test_a_file_exported_for_another_image_is_never_taken(tmp_path: Path) -> None:
+async def test_a_file_exported_for_another_image_is_never_taken(tmp_path: Path) -> None:
     (tmp_path / "1").mkdir()
     (tmp_path / "1/a.jpg").write_bytes(b"theirs")
     (tmp_path / "1/a.jpg.json").write_text("{}")
     registry = PathRegistry(tmp_path, NoEarlierPaths())
-    path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 99))
+    path = await registry.claim(
+        ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 99)
+    )
     assert path == tmp_path / "1/a-2.jpg"
 
 
-def test_an_earlier_export_of_the_same_image_is_reused(tmp_path: Path) -> None:
+async def test_an_earlier_export_of_the_same_image_is_reused(tmp_path: Path) -> None:
     (tmp_path / "1").mkdir()
     (tmp_path / "1/a.jpg").write_bytes(b"mine")
     (tmp_path / "1/a.jpg.json").write_text("{}")
     registry = PathRegistry(tmp_path, NoEarlierPaths())
-    path = registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 7))
+    path = await registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), lambda _p: ImageRef(1, 7))
     assert path == tmp_path / "1/a.jpg"
 
 
-def test_counter_suffix_keeps_long_names_within_the_limit(tmp_path: Path) -> None:
+async def test_counter_suffix_keeps_long_names_within_the_limit(tmp_path: Path) -> None:
     registry = PathRegistry(tmp_path, NoEarlierPaths())
     wanted = PurePosixPath(safe_part("x" * 400 + ".jpg"))
-    registry.claim(ImageRef(1, 1), wanted, nobody)
-    second = registry.claim(ImageRef(1, 2), wanted, nobody)
+    await registry.claim(ImageRef(1, 1), wanted, nobody)
+    second = await registry.claim(ImageRef(1, 2), wanted, nobody)
     assert second.name.endswith("-2.jpg")
     assert len(second.name.encode()) <= MAX_PART_BYTES
 
 
-def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
+async def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "out"
     root.mkdir()
     outside = tmp_path / "elsewhere"
@@ -184,13 +190,40 @@ def test_a_symlinked_folder_leading_outside_is_refused(tmp_path: Path) -> None:
     (root / "1").symlink_to(outside)
     registry = PathRegistry(root, NoEarlierPaths())
     with pytest.raises(ImageError, match="outside the output folder"):
-        registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
+        await registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), nobody)
 
 
-def test_the_report_path_is_never_given_to_an_image_or_its_sidecar(tmp_path: Path) -> None:
+async def test_the_report_path_is_never_given_to_an_image_or_its_sidecar(tmp_path: Path) -> None:
     registry = PathRegistry(tmp_path, NoEarlierPaths(), reserved=[tmp_path / "report.json"])
     # An image named "report" would get the sidecar report.json: it must go elsewhere.
-    named_report = registry.claim(ImageRef(1, 7), PurePosixPath("report"), nobody)
-    named_report_json = registry.claim(ImageRef(1, 8), PurePosixPath("report.json"), nobody)
+    named_report = await registry.claim(ImageRef(1, 7), PurePosixPath("report"), nobody)
+    named_report_json = await registry.claim(ImageRef(1, 8), PurePosixPath("report.json"), nobody)
     assert named_report == tmp_path / "report-2"
     assert named_report_json == tmp_path / "report-2.json"
+
+
+class IndexedPaths(NoEarlierPaths):
+    """An index that takes each export's path as the run commits it."""
+
+    def __init__(self) -> None:
+        self.rows: dict[ImageRef, str] = {}
+
+    def path_of(self, ref: ImageRef) -> str | None:
+        return self.rows.get(ref)
+
+    def holders(self, path: str) -> list[ImageRef]:
+        return [ref for ref, held in self.rows.items() if held.casefold() == path.casefold()]
+
+
+async def test_a_committed_export_keeps_its_path_after_the_run_lets_go_of_the_claim(
+    tmp_path: Path,
+) -> None:
+    index = IndexedPaths()
+    registry = PathRegistry(tmp_path, index)
+    for n in range(1, 3001):  # enough claims for the run to drop those the index holds
+        ref = ImageRef(1, n)
+        path = await registry.claim(ref, PurePosixPath(f"1/{n}.jpg"), nobody)
+        index.rows[ref] = path.relative_to(tmp_path).as_posix()
+    other = await registry.claim(ImageRef(2, 1), PurePosixPath("1/1.JPG"), nobody)
+    assert other == tmp_path / "1/1-2.JPG"
+    assert len(registry._path_of) < 3000  # the committed ones are the index's to hold

@@ -49,6 +49,7 @@ from .support import (
     FakeClock,
     export_config,
     exported_files,
+    index_rows,
     portal_for,
     portal_in_thread,
     raw_config,
@@ -196,8 +197,7 @@ def done_on_disk(out: Path) -> set[int]:
 
 
 def index_lines(out: Path) -> int:
-    index = out / STATE_DIR / "index.jsonl"
-    return len(index.read_text(encoding="utf-8").splitlines()) if index.exists() else 0
+    return len(index_rows(out / STATE_DIR))
 
 
 def assert_every_file_matches_its_sidecar(out: Path, catalog: Catalog) -> set[int]:

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from exporter.cli import main
 from exporter.config import Config, parse_config
+from exporter.destination.index import INDEX_NAME
 from exporter.destination.store import MIN_PART_BYTES, StoreDestination, verify_store
 from exporter.errors import LockedError
 from exporter.jobs.export import ExportJob, ExportResult
@@ -36,7 +37,14 @@ from exporter.simulator import PortalSettings
 from exporter.simulator.catalog import Catalog
 from tests.conftest import use_seaweed_identity
 from tests.seaweed import REGION, SECRET_KEY, TEST_BUCKET, SeaweedFS
-from tests.support import catalog_of, portal_for, raw_config, write_manifest
+from tests.support import (
+    catalog_of,
+    drop_index_rows,
+    index_rows,
+    portal_for,
+    raw_config,
+    write_manifest,
+)
 from tests.test_resilience import (
     DownloadGate,
     MiB,
@@ -180,7 +188,7 @@ async def test_with_its_local_state_gone_a_rerun_rebuilds_it_from_a_listing_and_
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
-        index = config.output.dir / "index.jsonl"
+        index = config.output.dir / INDEX_NAME
         assert index.exists()
         index.unlink()
         portal.stats.reset()
@@ -189,7 +197,7 @@ async def test_with_its_local_state_gone_a_rerun_rebuilds_it_from_a_listing_and_
         portal_requests = portal.stats.http_requests
     assert second.report["counts"]["skipped"] == 60
     assert downloads == 0 and portal_requests == 0
-    assert len(index.read_text().splitlines()) == 60
+    assert len(index_rows(config.output.dir)) == 60
 
 
 async def test_an_export_whose_index_line_was_lost_is_taken_as_done_from_its_sidecar(
@@ -200,10 +208,8 @@ async def test_an_export_whose_index_line_was_lost_is_taken_as_done_from_its_sid
     async with portal_for(catalog) as portal:
         config = store_config(portal.webhook_url, manifest, prefix, seaweed)
         await run(config)
-        # A kill between an export's sidecar and its index line: the last lines lost.
-        index = config.output.dir / "index.jsonl"
-        lines = index.read_text().splitlines(keepends=True)
-        index.write_text("".join(lines[:-3]))
+        # A kill between an export's sidecar and its index row: the last rows lost.
+        drop_index_rows(config.output.dir, 3)
         portal.stats.reset()
         second, _ = await run(config)
         downloads = portal.stats.downloads
@@ -211,7 +217,7 @@ async def test_an_export_whose_index_line_was_lost_is_taken_as_done_from_its_sid
     assert downloads == 0
     sidecars = [k for k in await reader.keys(prefix) if k.endswith(".json") and ".b24" not in k]
     assert len(sidecars) == 20  # nothing exported a second time under another name
-    assert len(index.read_text().splitlines()) == 20
+    assert len(index_rows(config.output.dir)) == 20
 
 
 async def test_a_deleted_object_is_exported_again(

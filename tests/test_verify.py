@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.destination.index import STATE_DIR
+from exporter.destination.index import INDEX_NAME, STATE_DIR
 from exporter.destination.lock import RunLock
 from exporter.destination.verify import Finding, render_json, render_text, verify_output
 from exporter.errors import LockedError, UsageError
@@ -115,7 +115,7 @@ def test_an_image_named_like_json_without_sidecar_is_an_orphan(out: Path) -> Non
 
 def test_report_and_state_folder_are_never_findings(out: Path) -> None:
     assert (out / "report.json").is_file()
-    assert (out / STATE_DIR / "index.jsonl").is_file()
+    assert (out / STATE_DIR / INDEX_NAME).is_file()
     (out / STATE_DIR / "stray.bin").write_bytes(b"state")
     shutil.copy(out / "report.json", out / "nightly-report.json")
     result = verify_output(out)
@@ -237,14 +237,14 @@ def test_stray_files_without_any_sidecar_or_index_are_no_export(tmp_path: Path) 
 
 
 def test_an_export_whose_index_was_removed_is_still_verified(out: Path) -> None:
-    (out / STATE_DIR / "index.jsonl").unlink()
+    (out / STATE_DIR / INDEX_NAME).unlink()
     result = verify_output(out)
     assert result.ok
     assert result.checked == 8
 
 
 def test_sidecars_left_without_files_or_index_are_missing_not_no_export(out: Path) -> None:
-    (out / STATE_DIR / "index.jsonl").unlink()
+    (out / STATE_DIR / INDEX_NAME).unlink()
     files = exported_files(out)
     for file in files:
         file.unlink()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.destination.index import STATE_DIR, ExportIndex
+from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
 from exporter.destination.lock import RunLock
 from exporter.destination.sidecar import read_sidecar, sidecar_path
 from exporter.destination.verify import (
@@ -139,7 +139,7 @@ def test_a_clean_export_is_left_as_it_is(out: Path) -> None:
 
 
 def test_an_export_without_its_index_is_repaired_too(out: Path) -> None:
-    (out / STATE_DIR / "index.jsonl").unlink()
+    (out / STATE_DIR / INDEX_NAME).unlink()
     victim = exported_files(out)[0]
     flip_a_byte(victim)
     facts = read_sidecar(victim)

@@ -127,7 +127,7 @@ class FolderDestination:
     async def open_sink(self, image: ProductImage, content_type: str) -> FileSink:
         assert self._registry is not None, "open the destination for writing first"
         wanted = render_layout(self._layout, image, content_type)
-        final = self._registry.claim(image.ref, wanted, owner_of)
+        final = await self._registry.claim(image.ref, wanted, owner_of)
         return await FileSink.create(self.root, final, content_type)
 
     async def commit(self, image: ProductImage, sink: Sink) -> SavedFile:
@@ -170,6 +170,7 @@ class FolderDestination:
         """Each file written, fsynced and renamed into place, then its sidecar the same way;
         then each folder fsynced once, for all the group's renames (in a worker thread).
         A member that fails fails alone, its file taken back."""
+        self._opened().written()  # the group's index rows first, where a kill leaves them
         exported_at = datetime.now(UTC)
         outcomes: list[SavedFile | BaseException] = []
         folders: dict[str, None] = {}  # in order, once each
@@ -287,6 +288,7 @@ class FolderDestination:
 
     def _land_sidecar(self, image: ProductImage, saved: SavedFile, exported_at: datetime) -> None:
         """Write a file's sidecar; if that fails, take the file back too (an export is both)."""
+        self._opened().written()  # its index row first, where a kill leaves it
         file = f"{self.root}{os.sep}{saved.key}"
         try:
             write_sidecar(file, image, saved, self._portal_host, exported_at)

@@ -1,32 +1,69 @@
-"""The index of done images in an output folder, so a re-run asks the portal nothing for them.
+"""The index of done images of an export, so a re-run asks the portal nothing for them.
 
 Sidecars are the truth; the index is a fast path to them. It maps each exported image
-to its relative path and size (and whether its sidecar has the product block), one JSON
-line per export appended as files complete; an image forgotten (`verify --repair` moved
-its file aside) gets a line of its own, `{"productId": …, "id": …, "removed": true}`,
-and the last line for an image wins. A
-missing index is rebuilt from the sidecars; a lost last line (a killed run) only costs
-one metadata lookup, after which the sidecar on disk is recognised as done.
+to its relative path and size (whether the portal still has it, and whether its
+sidecar has the product block), one row per image, written as each file completes. It
+is an SQLite database (`index.sqlite`) and not a dictionary in memory: a run holds none
+of it but SQLite's page cache, so memory does not grow with the size of the backup, and
+opening it reads nothing up front. Rows are written in write-ahead logging by a thread
+of the index's own, as they come, each transaction taking all the rows that arrived
+while the last was written: a killed run loses only the rows of the last moment, a
+power loss those since the last checkpoint, and the database stays whole either way (an
+image whose row is lost costs one metadata lookup, after which its sidecar on disk is
+recognised as done).
+
+An index is rebuilt from the sidecars when it is missing or unreadable. The index of
+exporters before it, `index.jsonl` (one JSON line per export, the last line for an
+image winning, `"removed": true` lines for forgotten ones), is read once into the
+database and then removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any
+from urllib.parse import quote
 
-from exporter.atomic import write_atomic_sync
+from exporter.atomic import commit_temp, discard, fsync_dir, temp_path_for
 from exporter.destination.sidecar import SIDECAR_SUFFIX, read_sidecar
+from exporter.errors import OutputError
+from exporter.keyset import KeySet, pair_key
 from exporter.model import ImageRef
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".b24-image-exporter"
-INDEX_NAME = "index.jsonl"
+INDEX_NAME = "index.sqlite"
+LEGACY_INDEX_NAME = "index.jsonl"  # the index of exporters before the database
+_FORMAT = 1  # PRAGMA user_version of a complete index
+_PAGE_ROWS = 1000  # rows read per query when walking the whole index
+_WRITE_ROWS = 4096  # changes written in one transaction at most
+
+_SCHEMA = """
+CREATE TABLE images (
+    product_id INTEGER NOT NULL,
+    image_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    fold INTEGER NOT NULL,  -- fold_key(path): which paths are taken, case-insensitively
+    size INTEGER NOT NULL,
+    gone TEXT,
+    described INTEGER NOT NULL,
+    PRIMARY KEY (product_id, image_id)
+) WITHOUT ROWID;
+CREATE INDEX images_by_fold ON images (fold);
+"""
+_COLUMNS = "product_id, image_id, path, size, gone, described"
+_UPSERT = "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +76,92 @@ class IndexEntry:
     described: bool = False  # its sidecar has the product block
 
 
-class ExportIndex:
-    """Done images of one output folder: load once, append as images complete."""
+def fold_key(path: str) -> int:
+    """A path's case-insensitive identity as a 64-bit number: two paths that differ only
+    in case have the same key (two different paths sharing one is vanishingly rare, and
+    costs an image a counter in its name, never a file)."""
+    digest = hashlib.blake2b(path.casefold().encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little", signed=True)
 
-    def __init__(self, root: Path, entries: dict[ImageRef, IndexEntry]) -> None:
+
+def index_exists(state_dir: Path) -> bool:
+    """Whether a state folder holds an index (the database, or the older JSON lines)."""
+    return (state_dir / INDEX_NAME).exists() or (state_dir / LEGACY_INDEX_NAME).exists()
+
+
+class IndexEntries(Mapping[ImageRef, IndexEntry]):
+    """The index's rows as a read-only mapping, read from the database as asked."""
+
+    def __init__(self, index: ExportIndex) -> None:
+        self._index = index
+
+    def __getitem__(self, ref: ImageRef) -> IndexEntry:
+        entry = self._index.entry(ref)
+        if entry is None:
+            raise KeyError(ref)
+        return entry
+
+    def get(self, ref: ImageRef, default: Any = None) -> Any:
+        entry = self._index.entry(ref)
+        return default if entry is None else entry
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, ImageRef) and self._index.entry(ref) is not None
+
+    def __len__(self) -> int:
+        return self._index.count()
+
+    def __iter__(self) -> Iterator[ImageRef]:
+        return (ref for ref, _entry in self._index.rows())
+
+    def items(self) -> Iterator[tuple[ImageRef, IndexEntry]]:  # type: ignore[override]
+        return self._index.rows()
+
+    def values(self) -> Iterator[IndexEntry]:  # type: ignore[override]
+        return (entry for _ref, entry in self._index.rows())
+
+
+Change = tuple[int, ImageRef, IndexEntry | None]  # a numbered new row, or None: forgotten
+
+
+class ExportIndex:
+    """Done images of one export: opened once, a row added as each image completes.
+
+    Opened for writing, the rows are written by a thread of the index's own, in one
+    transaction for all that arrived while the last was written: the event loop never
+    waits for the disk (nor for a checkpoint's fsync), and a row waiting to be written is
+    read from memory meanwhile, so the index always tells its latest state.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        db: sqlite3.Connection,
+        *,
+        read_only: bool = False,
+        writer: _RowWriter | None = None,
+    ) -> None:
+        """Use `open`, `open_at`, `read` or `in_memory`."""
         self.root = root
-        self.entries = entries
         self._root = str(root)
-        self._file: IO[str] | None = None
-        self._by_product: dict[int, list[ImageRef]] | None = None  # built when first asked
+        self._db = db
+        self._read_only = read_only  # a dry run's view: the first change copies it to memory
+        self._writer = writer
+        self._waiting: dict[ImageRef, tuple[int, IndexEntry | None]] = {}  # not written yet
+        self._numbered = 0
+        self._lock = threading.Lock()
+        # Which images and paths the index may hold, 8 bytes each, built when first
+        # asked: an image or path it does not hold (every new one) costs no query.
+        self._refs: KeySet | None = None
+        self._folds: KeySet | None = None
+        if writer is not None:
+            writer.start(self._written)
+        self.entries = IndexEntries(self)
 
     @classmethod
     def open(cls, root: Path) -> ExportIndex:
-        """Load the index of `root`, rebuilding it from sidecars when it is missing."""
+        """Open the index of the folder `root` for writing; rebuild it from the sidecars
+        when it is missing."""
         return cls.open_at(root, root / STATE_DIR / INDEX_NAME, lambda: _scan_sidecars(root))
 
     @classmethod
@@ -59,36 +169,71 @@ class ExportIndex:
         cls,
         root: Path,
         path: Path,
-        rebuild: Callable[[], dict[ImageRef, IndexEntry]],
+        rebuild: Callable[[], Mapping[ImageRef, IndexEntry]],
         *,
         anew: bool = False,
     ) -> ExportIndex:
-        """Load the index file at `path`, or (missing, or `anew`) write it from `rebuild()`,
-        the entries the export's sidecars tell."""
-        if path.exists() and not anew:
-            entries, lines = _load(path)
-            if lines > 2 * len(entries) + 1000:
-                _rewrite(path, entries)
-        else:
-            entries = rebuild()
+        """Open the index database at `path` for writing. When it is missing (or `anew`),
+        write it first: from the older JSON-lines index beside it when there is one, else
+        from `rebuild()`, the entries the export's sidecars tell."""
+        legacy = path.with_name(LEGACY_INDEX_NAME)
+        # The older index beside the database is newer than it: it is removed once read,
+        # so an older exporter wrote it since.
+        migrate = legacy.exists() and not anew
+        db = None if anew or migrate else _open_file(path)
+        if db is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _rewrite(path, entries)
-            if entries:
-                log.info("rebuilt the index of %s from %d sidecars", root, len(entries))
-        index = cls(root, entries)
-        index._file = path.open("a", encoding="utf-8")
-        return index
+            if migrate:
+                _build(path, _legacy_rows(legacy))
+                log.info("moved the index of %s into %s", root, path.name)
+            else:
+                entries = rebuild()
+                _build(path, ((ref, entry) for ref, entry in entries.items()))
+                if entries:
+                    log.info("rebuilt the index of %s from %d sidecars", root, len(entries))
+            db = _open_file(path)
+            if db is None:
+                raise OSError(f"cannot open the index {path}")
+        discard(legacy)  # read into the database (or superseded by it): never read again
+        return cls(root, db, writer=_RowWriter(path))
 
     @classmethod
     def read(cls, root: Path) -> ExportIndex:
-        """The index of `root` without writing anything (a dry run); `add` keeps to memory."""
-        path = root / STATE_DIR / INDEX_NAME
-        entries = _load(path)[0] if path.exists() else _scan_sidecars(root)
-        return cls(root, entries)
+        """The index of the folder `root` without writing anything (a dry run, `verify`):
+        the first change keeps to memory."""
+        state = root / STATE_DIR
+        legacy = state / LEGACY_INDEX_NAME
+        if legacy.exists():
+            return cls(root, _in_memory(_legacy_rows(legacy)))
+        db = _open_file(state / INDEX_NAME, read_only=True)
+        if db is not None:
+            return cls(root, db, read_only=True)
+        return cls.in_memory(root, _scan_sidecars(root))
+
+    @classmethod
+    def in_memory(cls, root: Path, entries: Mapping[ImageRef, IndexEntry]) -> ExportIndex:
+        """An index held in memory only, of these entries (nothing is written)."""
+        return cls(root, _in_memory(entries.items()))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def entry(self, ref: ImageRef) -> IndexEntry | None:
+        """The row of one image."""
+        waiting = self._waiting.get(ref)
+        if waiting is not None:
+            return waiting[1]
+        key = pair_key(ref.product_id, ref.image_id)
+        if key is not None and key not in self._known_refs():
+            return None
+        row = self._db.execute(
+            "SELECT path, size, gone, described FROM images WHERE product_id = ? AND image_id = ?",
+            (ref.product_id, ref.image_id),
+        ).fetchone()
+        return None if row is None else IndexEntry(row[0], row[1], row[2], bool(row[3]))
 
     def is_done(self, ref: ImageRef) -> bool:
         """Exported earlier: the sidecar is there and the file has the recorded size."""
-        entry = self.entries.get(ref)
+        entry = self.entry(ref)
         if entry is None:
             return False
         # Plain strings, not pathlib: a nightly run checks every image of the backup.
@@ -101,13 +246,116 @@ class ExportIndex:
 
     def path_of(self, ref: ImageRef) -> str | None:
         """The relative path an earlier run gave to `ref`."""
-        entry = self.entries.get(ref)
+        entry = self.entry(ref)
         return entry.path if entry else None
+
+    def paths_of(self, refs: Iterable[ImageRef]) -> dict[ImageRef, str]:
+        """The relative paths of those of `refs` that the index holds, in few queries."""
+        found: dict[ImageRef, str] = {}
+        asked: list[ImageRef] = []
+        for ref in refs:
+            waiting = self._waiting.get(ref)
+            if waiting is None:
+                asked.append(ref)
+            elif waiting[1] is not None:
+                found[ref] = waiting[1].path
+        for start in range(0, len(asked), _PAGE_ROWS):
+            chunk = asked[start : start + _PAGE_ROWS]
+            pairs = ", ".join(["(?, ?)"] * len(chunk))
+            values = [n for ref in chunk for n in (ref.product_id, ref.image_id)]
+            for product_id, image_id, path in self._db.execute(
+                f"SELECT product_id, image_id, path FROM images "
+                f"WHERE (product_id, image_id) IN (VALUES {pairs})",
+                values,
+            ):
+                found.setdefault(ImageRef(product_id, image_id), path)
+        return found
+
+    def holders(self, path: str) -> list[ImageRef]:
+        """The images whose path is `path`, case-insensitively (mostly none, at most one)."""
+        folded = path.casefold()
+        fold = fold_key(path)
+        rows = (
+            self._db.execute(
+                "SELECT product_id, image_id, path FROM images WHERE fold = ?", (fold,)
+            ).fetchall()
+            if fold in self._known_folds()
+            else []
+        )
+        held = {ImageRef(p, i) for p, i, other in rows if other.casefold() == folded}
+        for ref, (_number, entry) in self._still_waiting():
+            if entry is not None and entry.path.casefold() == folded:
+                held.add(ref)
+            else:
+                held.discard(ref)
+        return sorted(held)
 
     def paths(self) -> Iterator[tuple[ImageRef, str]]:
         """Every image's relative path."""
-        for ref, entry in self.entries.items():
+        for ref, entry in self.rows():
             yield ref, entry.path
+
+    def rows(self) -> Iterator[tuple[ImageRef, IndexEntry]]:
+        """Every row, in the order of the images, read a page at a time (the index may
+        change meanwhile)."""
+        self._flush()
+        after = (-(2**63), -(2**63))
+        while True:
+            page = self._db.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE (product_id, image_id) > (?, ?) "
+                "ORDER BY product_id, image_id LIMIT ?",
+                (*after, _PAGE_ROWS),
+            ).fetchall()
+            for product_id, image_id, path, size, gone, described in page:
+                yield ImageRef(product_id, image_id), IndexEntry(path, size, gone, bool(described))
+            if len(page) < _PAGE_ROWS:
+                return
+            after = (page[-1][0], page[-1][1])
+
+    def count(self) -> int:
+        """How many images the index holds."""
+        self._flush()
+        return int(self._db.execute("SELECT count(*) FROM images").fetchone()[0])
+
+    def described(self, ref: ImageRef) -> bool:
+        """Whether the image's sidecar has its product block (no file is read)."""
+        entry = self.entry(ref)
+        return entry is not None and entry.described
+
+    def gone_since(self, ref: ImageRef) -> str | None:
+        """Since when the portal no longer has an exported image (None: it has)."""
+        entry = self.entry(ref)
+        return entry.gone if entry else None
+
+    def gone(self) -> list[tuple[ImageRef, str]]:
+        """Every image the portal no longer has, and since when."""
+        self._flush()
+        rows = self._db.execute(
+            "SELECT product_id, image_id, gone FROM images WHERE gone IS NOT NULL "
+            "ORDER BY product_id, image_id"
+        ).fetchall()
+        return [(ImageRef(p, i), since) for p, i, since in rows]
+
+    def images_of(self, product_id: int) -> list[ImageRef]:
+        """Every exported image of one product."""
+        rows = self._db.execute(
+            "SELECT image_id FROM images WHERE product_id = ?", (product_id,)
+        ).fetchall()
+        images = {ImageRef(product_id, image_id) for (image_id,) in rows}
+        for ref, (_number, entry) in self._still_waiting():
+            if ref.product_id == product_id:
+                if entry is None:
+                    images.discard(ref)
+                else:
+                    images.add(ref)
+        return sorted(images)
+
+    def products(self) -> set[int]:
+        """Every product an image was exported of."""
+        self._flush()
+        return {p for (p,) in self._db.execute("SELECT DISTINCT product_id FROM images")}
+
+    # -- writing ------------------------------------------------------------------------
 
     def add(
         self,
@@ -119,97 +367,274 @@ class ExportIndex:
         described: bool = False,
     ) -> None:
         """Record a completed export (file and sidecar are in place), or a new state of one."""
-        entry = self.entries[ref] = IndexEntry(path, size, gone, described)
-        self._by_product = None
-        if self._file is not None:
-            self._file.write(_line(ref, entry))
-            self._file.flush()
-
-    def described(self, ref: ImageRef) -> bool:
-        """Whether the image's sidecar has its product block (no file is read)."""
-        entry = self.entries.get(ref)
-        return entry is not None and entry.described
-
-    def gone_since(self, ref: ImageRef) -> str | None:
-        """Since when the portal no longer has an exported image (None: it has)."""
-        entry = self.entries.get(ref)
-        return entry.gone if entry else None
-
-    def images_of(self, product_id: int) -> list[ImageRef]:
-        """Every exported image of one product."""
-        return list(self._products().get(product_id, ()))
-
-    def products(self) -> set[int]:
-        """Every product an image was exported of."""
-        return set(self._products())
-
-    def _products(self) -> dict[int, list[ImageRef]]:
-        if self._by_product is None:
-            self._by_product = {}
-            for ref in self.entries:
-                self._by_product.setdefault(ref.product_id, []).append(ref)
-        return self._by_product
+        self._change(ref, IndexEntry(path, size, gone, described))
 
     def forget(self, ref: ImageRef) -> None:
         """Drop an image whose file was moved aside, so the next run exports it again."""
-        self.entries.pop(ref, None)
-        self._by_product = None
-        if self._file is not None:
-            self._file.write(_removal_line(ref))
-            self._file.flush()
+        self._change(ref, None)
+
+    def written(self) -> None:
+        """Wait until every change so far is in the database, where a kill cannot take it
+        (from a worker thread: an export's sidecar lands only after its row)."""
+        self._flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            if self._writer is not None:
+                # Out of write-ahead logging, so that a reader that may not write (a dry
+                # run, `verify` of a read-only copy) can open it; busy (a reader is in):
+                # left as it is.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA journal_mode = DELETE")
+            self._db.close()
+
+    def _known_refs(self) -> KeySet:
+        if self._refs is None:
+            waiting = self._still_waiting()  # first: a row leaves it once it is written
+            rows = self._db.execute(
+                "SELECT product_id, image_id FROM images ORDER BY product_id, image_id"
+            )
+            keys = (pair_key(p, i) for p, i in rows)
+            self._refs = KeySet(key for key in keys if key is not None)
+            for ref, _waiting in waiting:
+                self._note(ref, None)
+        return self._refs
+
+    def _known_folds(self) -> KeySet:
+        if self._folds is None:
+            waiting = self._still_waiting()
+            rows = self._db.execute("SELECT fold FROM images ORDER BY fold")
+            self._folds = KeySet(fold for (fold,) in rows)
+            for _ref, (_number, entry) in waiting:
+                if entry is not None:
+                    self._folds.add(fold_key(entry.path))
+        return self._folds
+
+    def _note(self, ref: ImageRef, entry: IndexEntry | None) -> None:
+        """Let the key sets know of a row the index may hold from now on."""
+        key = pair_key(ref.product_id, ref.image_id)
+        if self._refs is not None and key is not None:
+            self._refs.add(key)
+        if self._folds is not None and entry is not None:
+            self._folds.add(fold_key(entry.path))
+
+    def _change(self, ref: ImageRef, entry: IndexEntry | None) -> None:
+        self._note(ref, entry)
+        if self._writer is None:
+            _apply(self._writable(), [(0, ref, entry)])
+            return
+        with self._lock:
+            self._numbered += 1
+            self._waiting[ref] = (self._numbered, entry)
+            self._writer.put((self._numbered, ref, entry))
+
+    def _written(self, last: int) -> None:
+        """In the writer's thread: the changes up to number `last` are in the database."""
+        with self._lock:
+            done = [ref for ref, (number, _entry) in self._waiting.items() if number <= last]
+            for ref in done:
+                del self._waiting[ref]
+
+    def _still_waiting(self) -> list[tuple[ImageRef, tuple[int, IndexEntry | None]]]:
+        with self._lock:
+            return list(self._waiting.items())
+
+    def _flush(self) -> None:
+        """Wait until every change so far is in the database (for a walk of all rows)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _writable(self) -> sqlite3.Connection:
+        if self._read_only:
+            copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._db.backup(copy)
+            self._db.close()
+            self._db, self._read_only = copy, False
+        return self._db
 
 
-def _line(ref: ImageRef, entry: IndexEntry) -> str:
-    record = {
-        "productId": ref.product_id,
-        "id": ref.image_id,
-        "path": entry.path,
-        "size": entry.size,
-    }
-    if entry.gone is not None:
-        record["gone"] = entry.gone
-    if entry.described:
-        record["product"] = True
-    return json.dumps(record, ensure_ascii=False) + "\n"
+class _RowWriter:
+    """Writes an index's changes from a thread of its own, in one transaction for all
+    the changes waiting; a failure (a full disk) is raised by the next change or close."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._changes: queue.SimpleQueue[Change | threading.Event | None] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, written: Callable[[int], None]) -> None:
+        db = _connect(str(self._path))
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._thread = threading.Thread(
+            target=self._run, args=(db, written), name="index-writer", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, change: Change) -> None:
+        self._raise_failure()
+        self._changes.put(change)
+
+    def flush(self) -> None:
+        done = threading.Event()
+        self._changes.put(done)
+        done.wait()
+        self._raise_failure()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._changes.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise OutputError(f"cannot write the index {self._path}: {self._failure}")
+
+    def _run(self, db: sqlite3.Connection, written: Callable[[int], None]) -> None:
+        try:
+            stop = False
+            while not stop:
+                waiting = [self._changes.get()]
+                while len(waiting) < _WRITE_ROWS:
+                    try:
+                        waiting.append(self._changes.get_nowait())
+                    except queue.Empty:
+                        break
+                changes = [item for item in waiting if isinstance(item, tuple)]
+                if changes and self._failure is None:
+                    try:
+                        db.execute("BEGIN")
+                        _apply(db, changes)
+                        db.execute("COMMIT")
+                    except (sqlite3.Error, OSError) as exc:
+                        self._failure = exc
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    else:
+                        written(changes[-1][0])
+                for item in waiting:
+                    if isinstance(item, threading.Event):
+                        item.set()
+                stop = any(item is None for item in waiting)
+        finally:
+            db.close()
 
 
-def _removal_line(ref: ImageRef) -> str:
-    # No "path": an older exporter skips the line as one cut short, and finds the file gone.
-    return json.dumps({"productId": ref.product_id, "id": ref.image_id, "removed": True}) + "\n"
+def _apply(db: sqlite3.Connection, changes: Iterable[Change]) -> None:
+    for _number, ref, entry in changes:
+        if entry is None:
+            db.execute(
+                "DELETE FROM images WHERE product_id = ? AND image_id = ?",
+                (ref.product_id, ref.image_id),
+            )
+        else:
+            db.execute(
+                _UPSERT,
+                (ref.product_id, ref.image_id, entry.path, fold_key(entry.path), entry.size,
+                 entry.gone, entry.described),
+            )  # fmt: skip
 
 
-def _load(path: Path) -> tuple[dict[ImageRef, IndexEntry], int]:
-    entries: dict[ImageRef, IndexEntry] = {}
-    lines = 0
-    with path.open(encoding="utf-8", errors="replace") as lines_in:
-        for text in lines_in:
-            lines += 1
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    # Shared with a worker thread only in turn (the store opens its index in one).
+    return sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+
+
+def _open_file(path: Path, *, read_only: bool = False) -> sqlite3.Connection | None:
+    """The index database at `path`, or None when there is none or it is unreadable (a
+    damaged file is rebuilt from the sidecars like a missing one)."""
+    if not path.exists():
+        return None
+    db = (
+        _connect(f"file:{quote(str(path))}?mode=ro", uri=True) if read_only else _connect(str(path))
+    )
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:
+            raise sqlite3.DatabaseError("not an index of this format")
+        if not read_only:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints, whole always
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        log.warning("the index %s cannot be read (%s); it is rebuilt from the sidecars", path, exc)
+        if not read_only:
+            discard(path)
+            for side in ("-wal", "-shm", "-journal"):
+                discard(path.with_name(path.name + side))
+        return None
+    return db
+
+
+def _fill(db: sqlite3.Connection, rows: Iterable[tuple[ImageRef, IndexEntry | None]]) -> None:
+    """Create the table and write `rows` in order (None: the image is forgotten)."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)  # not executescript: it would commit the transaction
+    _apply(db, ((0, ref, entry) for ref, entry in rows))
+    db.execute(f"PRAGMA user_version = {_FORMAT}")
+
+
+def _build(path: Path, rows: Iterable[tuple[ImageRef, IndexEntry | None]]) -> None:
+    """Write a complete index at `path`, whole or not at all (a temporary, renamed)."""
+    temp = temp_path_for(path)
+    try:
+        db = _connect(str(temp))
+        try:
+            db.execute("PRAGMA journal_mode = OFF")  # a temporary: a failure discards it
+            db.execute("BEGIN")
+            _fill(db, rows)
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for side in ("-wal", "-shm", "-journal"):
+            discard(path.with_name(path.name + side))  # a damaged index's leftovers
+        commit_temp(temp, path)
+    except BaseException:
+        discard(temp)
+        raise
+    fsync_dir(path.parent)
+
+
+def _in_memory(rows: Iterable[tuple[ImageRef, IndexEntry | None]]) -> sqlite3.Connection:
+    db = _connect(":memory:")
+    db.execute("BEGIN")
+    _fill(db, rows)
+    db.execute("COMMIT")
+    return db
+
+
+def _legacy_rows(path: Path) -> Iterator[tuple[ImageRef, IndexEntry | None]]:
+    """The lines of an older JSON-lines index, in order (None: a removal line)."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for text in lines:
             try:
                 record = json.loads(text)
                 ref = ImageRef(int(record["productId"]), int(record["id"]))
                 if record.get("removed") is True:
-                    entries.pop(ref, None)
-                else:
-                    gone = record.get("gone")
-                    entries[ref] = IndexEntry(
+                    yield ref, None
+                    continue
+                gone = record.get("gone")
+                yield (
+                    ref,
+                    IndexEntry(
                         str(record["path"]),
                         int(record["size"]),
                         gone if isinstance(gone, str) else None,
                         record.get("product") is True,
-                    )
+                    ),
+                )
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a killed run
-    return entries, lines
-
-
-def _rewrite(path: Path, entries: dict[ImageRef, IndexEntry]) -> None:
-    text = "".join(_line(ref, entry) for ref, entry in entries.items())
-    write_atomic_sync(path, text.encode("utf-8"))
 
 
 def _scan_sidecars(root: Path) -> dict[ImageRef, IndexEntry]:

@@ -110,7 +110,16 @@ class KnownPaths(Protocol):
 
     def path_of(self, ref: ImageRef) -> str | None: ...
 
-    def paths(self) -> Iterable[tuple[ImageRef, str]]: ...
+    def paths_of(self, refs: Iterable[ImageRef]) -> dict[ImageRef, str]:
+        """The paths of those of `refs` that have one."""
+        ...
+
+    def holders(self, path: str) -> list[ImageRef]:
+        """The images whose path is `path`, case-insensitively."""
+        ...
+
+
+_SETTLED_CHECK = 1024  # claims held before those the index has taken over are dropped
 
 
 class PathRegistry:
@@ -127,13 +136,14 @@ class PathRegistry:
             for path in reserved
             if path.resolve().is_relative_to(self._resolved_root)
         }
-        self._path_of: dict[ImageRef, str] = {}  # plain strings: 100,000 of them add up
-        # Who holds which path, case-folded; built at the first claim, so a run with
-        # nothing to download never pays for it.
-        self._owner: dict[str, ImageRef] | None = None
+        # This run's claims, until the index has them (a committed export's row): then
+        # they are dropped, so a run's memory does not grow with the images it saves.
+        self._path_of: dict[ImageRef, str] = {}
+        self._holder: dict[str, ImageRef] = {}  # case-folded path → the image holding it
+        self._check_at = _SETTLED_CHECK
         self._inside: set[str] = set()  # folders (relative) found to resolve inside root
 
-    def claim(
+    async def claim(
         self,
         ref: ImageRef,
         wanted: PurePosixPath,
@@ -145,43 +155,73 @@ class PathRegistry:
         and no other image's export sits at it on disk (`owner_on_disk` tells whose
         export a file is, from its sidecar).
         """
-        owners = self._owners()
+        if len(self._path_of) >= self._check_at:
+            self._drop_settled()
         given = self._path_of.get(ref) or self._known.path_of(ref)
-        relative = PurePosixPath(given) if given is not None else None
-        if relative is None:
-            n = 1
-            relative = wanted
-            while not self._is_free(ref, relative, owners, owner_on_disk):
-                n += 1
-                relative = with_counter(wanted, n)
-        owners[str(relative).casefold()] = ref
-        self._path_of[ref] = str(relative)
-        return self._inside_root(relative)
+        if given is not None:
+            relative = PurePosixPath(given)
+            self._hold(ref, relative)
+            return self._inside_root(relative)
+        n = 1
+        relative = wanted
+        while True:
+            if self._is_free(ref, relative):
+                self._hold(ref, relative)
+                try:
+                    final = self._take_on_disk(ref, relative, owner_on_disk)
+                except BaseException:
+                    self._release(ref, relative)
+                    raise
+                if final is not None:
+                    return final
+                self._release(ref, relative)
+            n += 1
+            relative = with_counter(wanted, n)
 
-    def _owners(self) -> dict[str, ImageRef]:
-        if self._owner is None:
-            self._owner = {path.casefold(): ref for ref, path in self._known.paths()}
-        return self._owner
+    def _is_free(self, ref: ImageRef, relative: PurePosixPath) -> bool:
+        """Free as far as the run and the index tell (the disk is looked at next)."""
+        path = str(relative)
+        key = path.casefold()
+        if key in self._reserved or key + SIDECAR_SUFFIX in self._reserved:
+            return False
+        holder = self._holder.get(key)
+        if holder is not None:
+            return holder == ref
+        return all(holder == ref for holder in self._known.holders(path))
 
-    def _is_free(
+    def _take_on_disk(
         self,
         ref: ImageRef,
         relative: PurePosixPath,
-        owners: dict[str, ImageRef],
         owner_on_disk: Callable[[Path], ImageRef | None],
-    ) -> bool:
-        key = str(relative).casefold()
-        if key in self._reserved or key + SIDECAR_SUFFIX in self._reserved:
-            return False
-        holder = owners.get(key)
-        if holder is not None:
-            return holder == ref
+    ) -> Path | None:
+        """The final path, unless another image's export is there."""
         target = self.root / relative
-        if sidecar_path(target).exists():
-            return owner_on_disk(target) == ref
         # Nothing there, or a file without a sidecar: every complete export has a
         # sidecar, so that is one cut short after its rename and may be replaced.
-        return True
+        if sidecar_path(target).exists() and owner_on_disk(target) != ref:
+            return None
+        return self._inside_root(relative)
+
+    def _hold(self, ref: ImageRef, relative: PurePosixPath) -> None:
+        path = str(relative)
+        self._path_of[ref] = path
+        self._holder[path.casefold()] = ref
+
+    def _release(self, ref: ImageRef, relative: PurePosixPath) -> None:
+        path = str(relative)
+        if self._path_of.get(ref) == path:
+            del self._path_of[ref]
+        if self._holder.get(path.casefold()) == ref:
+            del self._holder[path.casefold()]
+
+    def _drop_settled(self) -> None:
+        """Forget the claims the index holds now (their exports are committed)."""
+        held = self._known.paths_of(list(self._path_of))
+        for ref, path in list(self._path_of.items()):
+            if held.get(ref) == path:
+                self._release(ref, PurePosixPath(path))
+        self._check_at = max(_SETTLED_CHECK, 2 * len(self._path_of))
 
     def _inside_root(self, relative: PurePosixPath) -> Path:
         target = self.root / relative

@@ -333,7 +333,7 @@ class StoreDestination:
                 lambda: ExportIndex.open_at(self.state_dir, path, lambda: entries, anew=anew)
             )
         else:
-            self._index = ExportIndex(self.state_dir, entries)
+            self._index = ExportIndex.in_memory(self.state_dir, entries)
         if not anew:
             await self._adopt_unindexed()
         self._owner = {entry.path.casefold(): ref for ref, entry in self._index.entries.items()}

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporter.atomic import fsync_dir, is_temporary
-from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex
+from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex, index_exists
 from exporter.destination.lock import RunLock, lock_holder
 from exporter.destination.sidecar import (
     MAX_SIDECAR_BYTES,
@@ -125,7 +125,7 @@ def repair_output(root: Path) -> Verification:
     `OutputError` when a file cannot be moved.
     """
     _require_a_folder(root)
-    if not (root / STATE_DIR / INDEX_NAME).exists():
+    if not index_exists(root / STATE_DIR):
         verify_output(root)  # refuses a folder with no export before the lock writes into it
     with RunLock(root / STATE_DIR):
         checker = _check(root, None)
@@ -142,7 +142,7 @@ def _require_a_folder(root: Path) -> None:
 def _check(root: Path, progress: Callable[[int], None] | None) -> _Checker:
     checker = _Checker(str(root), progress)
     checker.walk()
-    if (root / STATE_DIR / INDEX_NAME).exists():
+    if index_exists(root / STATE_DIR):
         checker.check_index()
     elif not checker.sidecars:
         raise ConfigError(
