@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -227,3 +231,40 @@ async def test_a_committed_export_keeps_its_path_after_the_run_lets_go_of_the_cl
     other = await registry.claim(ImageRef(2, 1), PurePosixPath("1/1.JPG"), nobody)
     assert other == tmp_path / "1/1-2.JPG"
     assert len(registry._path_of) < 3000  # the committed ones are the index's to hold
+
+
+async def test_two_claims_in_flight_for_one_path_get_different_paths(tmp_path: Path) -> None:
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
+    wanted = PurePosixPath("1/same.jpg")
+    paths = await asyncio.gather(
+        *(registry.claim(ImageRef(1, n), wanted, nobody) for n in range(1, 9))
+    )
+    assert len(set(paths)) == 8
+
+
+async def test_claims_look_at_the_disk_outside_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1/a.jpg").write_bytes(b"theirs")
+    (tmp_path / "1/a.jpg.json").write_text("{}")
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, int]] = []
+
+    def watched(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(str(tmp_path)):
+                calls.append((name, threading.get_ident()))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "stat", watched("stat", os.stat))
+    monkeypatch.setattr(os, "lstat", watched("lstat", os.lstat))
+    owner = watched("owner", lambda _path: ImageRef(1, 99))
+    path = await registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), owner)
+    again = await registry.claim(ImageRef(1, 7), PurePosixPath("1/a.jpg"), owner)
+    assert path == again == tmp_path / "1/a-2.jpg"
+    assert {name for name, _thread in calls} == {"stat", "lstat", "owner"}
+    assert all(thread != loop_thread for _name, thread in calls)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+import anyio
+
 from exporter.destination.sidecar import SIDECAR_SUFFIX, sidecar_path
 from exporter.errors import ImageError
 from exporter.model import ImageRef, ProductImage
@@ -123,7 +125,14 @@ _SETTLED_CHECK = 1024  # claims held before those the index has taken over are d
 
 
 class PathRegistry:
-    """Hands each image one path under `root`, never the same one to two images."""
+    """Hands each image one path under `root`, never the same one to two images.
+
+    What the claims decide by (the index, this run's claims) is read on the event loop;
+    what they look at on disk (a sidecar in the way, whose export it is, where the folder
+    really leads) is looked at in a worker thread, one hop per claim, so that a slow
+    filesystem stalls only the image that waits for it. A candidate is held for its
+    image before the hop, so that two claims in flight never take one path.
+    """
 
     def __init__(self, root: Path, known: KnownPaths, reserved: Iterable[Path] = ()) -> None:
         """`reserved` are other files the run writes under `root` (the report): no image,
@@ -153,7 +162,7 @@ class PathRegistry:
 
         A candidate is free when no other image of this run or of the index holds it
         and no other image's export sits at it on disk (`owner_on_disk` tells whose
-        export a file is, from its sidecar).
+        export a file is, from its sidecar; it is called in a worker thread).
         """
         if len(self._path_of) >= self._check_at:
             self._drop_settled()
@@ -161,14 +170,16 @@ class PathRegistry:
         if given is not None:
             relative = PurePosixPath(given)
             self._hold(ref, relative)
-            return self._inside_root(relative)
+            return await anyio.to_thread.run_sync(self._inside_root, relative)
         n = 1
         relative = wanted
         while True:
             if self._is_free(ref, relative):
                 self._hold(ref, relative)
                 try:
-                    final = self._take_on_disk(ref, relative, owner_on_disk)
+                    final = await anyio.to_thread.run_sync(
+                        self._take_on_disk, ref, relative, owner_on_disk
+                    )
                 except BaseException:
                     self._release(ref, relative)
                     raise
@@ -195,7 +206,7 @@ class PathRegistry:
         relative: PurePosixPath,
         owner_on_disk: Callable[[Path], ImageRef | None],
     ) -> Path | None:
-        """The final path, unless another image's export is there."""
+        """In a worker thread: the final path, unless another image's export is there."""
         target = self.root / relative
         # Nothing there, or a file without a sidecar: every complete export has a
         # sidecar, so that is one cut short after its rename and may be replaced.
