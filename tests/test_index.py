@@ -252,3 +252,45 @@ def test_a_missing_index_is_written_from_the_sidecars_once(tmp_path: Path) -> No
     ExportIndex.open_at(tmp_path, path, rebuild).close()
     assert rebuilt == [1]
     assert not any(p.name.endswith(".b24-partial") for p in path.parent.iterdir())
+
+
+def test_a_row_written_after_it_was_read_ahead_is_told_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = ExportIndex.open(tmp_path)
+    for n in range(1, 11):
+        index.add(ImageRef(1, n), f"1/{n}.png", n)
+    assert len(index.entries) == 10  # all written
+    for n in range(1, 5):  # in order: the index reads ahead more and more rows
+        assert index.path_of(ImageRef(1, n)) == f"1/{n}.png"
+    release = threading.Event()
+    real = index_module._apply
+
+    def slow(db: Any, changes: Any) -> None:
+        release.wait(10)
+        real(db, changes)
+
+    monkeypatch.setattr(index_module, "_apply", slow)
+    index.add(ImageRef(1, 9), "1/9-new.png", 99)  # waits to be written
+    assert index.path_of(ImageRef(1, 8)) == "1/8.png"  # reads 9 ahead, as it was
+    release.set()
+    assert len(index.entries) == 10  # 9 is written now
+    assert index.path_of(ImageRef(1, 9)) == "1/9-new.png"
+    index.forget(ImageRef(1, 8))
+    assert index.path_of(ImageRef(1, 8)) is None
+    index.close()
+    assert index_rows(state(tmp_path))[7] == {
+        "productId": 1, "id": 9, "path": "1/9-new.png", "size": 99,
+    }  # fmt: skip
+
+
+def test_lookups_in_no_order_find_every_row(tmp_path: Path) -> None:
+    index = ExportIndex.open(tmp_path)
+    refs = [ImageRef(p, i) for p in range(1, 30) for i in range(1, 30)]
+    for ref in refs:
+        index.add(ref, f"{ref.product_id}/{ref.image_id}.png", 1)
+    len(index.entries)
+    shuffled = refs[::7] + refs[3::5] + refs
+    assert all(index.path_of(r) == f"{r.product_id}/{r.image_id}.png" for r in shuffled)
+    assert index.path_of(ImageRef(1, 30)) is None and index.path_of(ImageRef(30, 1)) is None
+    index.close()
