@@ -88,23 +88,36 @@ def test_a_change_is_told_at_once_and_reaches_the_database_while_the_run_goes_on
     index.close()
 
 
-def test_rows_are_written_by_the_index_thread_not_the_caller(
+def test_rows_not_asked_for_are_written_by_the_index_thread_not_the_caller(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writers: set[int] = set()
+    writers: list[int] = []
+    wrote = threading.Event()
     real = index_module._apply
 
     def apply(db: Any, changes: Any) -> None:
-        writers.add(threading.get_ident())
+        writers.append(threading.get_ident())
         real(db, changes)
+        wrote.set()
 
     index = ExportIndex.open(tmp_path)
     monkeypatch.setattr(index_module, "_apply", apply)
     for n in range(1, 50):
         index.add(ImageRef(1, n), f"1/{n}.png", n)
+    assert wrote.wait(10)
+    assert writers[0] != threading.get_ident()
     index.close()
-    assert writers and threading.get_ident() not in writers
     assert len(index_rows(state(tmp_path))) == 49
+
+
+def test_rows_asked_for_are_written_in_the_asking_thread(tmp_path: Path) -> None:
+    index = ExportIndex.open(tmp_path)
+    index.add(FRONT, "1/7_front.png", 100)
+    index.written()
+    assert index_rows(state(tmp_path)) == [
+        {"productId": 1, "id": 7, "path": "1/7_front.png", "size": 100}
+    ]
+    index.close()
 
 
 def test_an_index_that_cannot_be_written_fails_the_run_as_an_output_error(

@@ -5,12 +5,13 @@ to its relative path and size (whether the portal still has it, and whether its
 sidecar has the product block), one row per image, written as each file completes. It
 is an SQLite database (`index.sqlite`) and not a dictionary in memory: a run holds none
 of it but SQLite's page cache, so memory does not grow with the size of the backup, and
-opening it reads nothing up front. Rows are written in write-ahead logging by a thread
-of the index's own, as they come, each transaction taking all the rows that arrived
-while the last was written: a killed run loses only the rows of the last moment, a
-power loss those since the last checkpoint, and the database stays whole either way (an
-image whose row is lost costs one metadata lookup, after which its sidecar on disk is
-recognised as done).
+opening it reads nothing up front. A change is told at once from memory and written in
+write-ahead logging, in one transaction for all the changes waiting: by the worker
+thread that lands a group of exports, before their sidecars (so a kill leaves the index
+ahead of the disk, never behind it), else within a moment by a thread of the index's
+own. A power loss costs at most the rows since the last checkpoint, and the database
+stays whole either way (an image whose row is lost costs one metadata lookup, after
+which its sidecar on disk is recognised as done).
 
 An index is rebuilt from the sidecars when it is missing or unreadable. The index of
 exporters before it, `index.jsonl` (one JSON line per export, the last line for an
@@ -25,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,7 +47,7 @@ INDEX_NAME = "index.sqlite"
 LEGACY_INDEX_NAME = "index.jsonl"  # the index of exporters before the database
 _FORMAT = 1  # PRAGMA user_version of a complete index
 _PAGE_ROWS = 1000  # rows read per query when walking the whole index
-_WRITE_ROWS = 4096  # changes written in one transaction at most
+_WRITE_EVERY_SECONDS = 0.2  # how long a change waits at most for its row, unless asked
 
 _SCHEMA = """
 CREATE TABLE images (
@@ -63,7 +63,9 @@ CREATE TABLE images (
 CREATE INDEX images_by_fold ON images (fold);
 """
 _COLUMNS = "product_id, image_id, path, size, gone, described"
-_UPSERT = "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?)"
+_ROW_VALUES = 7
+_ROW_PLACES = "(?, ?, ?, ?, ?, ?, ?)"
+_ROWS_A_STATEMENT = 1000  # 7,000 values, within SQLite's 32,766
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +129,10 @@ Change = tuple[int, ImageRef, IndexEntry | None]  # a numbered new row, or None:
 class ExportIndex:
     """Done images of one export: opened once, a row added as each image completes.
 
-    Opened for writing, the rows are written by a thread of the index's own, in one
-    transaction for all that arrived while the last was written: the event loop never
-    waits for the disk (nor for a checkpoint's fsync), and a row waiting to be written is
-    read from memory meanwhile, so the index always tells its latest state.
+    Opened for writing, its rows are written off the event loop (by the thread that
+    asks for them with `written`, or the index's own): the loop never waits for the disk
+    (nor for a checkpoint's fsync), and a row waiting to be written is read from memory
+    meanwhile, so the index always tells its latest state.
     """
 
     def __init__(
@@ -519,87 +521,105 @@ class _ReadAhead:
 
 
 class _RowWriter:
-    """Writes an index's changes from a thread of its own, in one transaction for all
-    the changes waiting; a failure (a full disk) is raised by the next change or close."""
+    """Writes an index's changes, in one transaction for all the changes waiting: at once
+    in the thread that asks (`flush`: the worker thread that lands a group of exports,
+    which waits for its rows anyway), else from a thread of its own every moment. A
+    failure (a full disk) is raised by the next change, flush or close."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._changes: queue.SimpleQueue[Change | threading.Event | None] = queue.SimpleQueue()
+        self._changes: list[Change] = []
+        self._changes_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one transaction at a time, in any thread
         self._failure: BaseException | None = None
+        self._db: sqlite3.Connection | None = None
+        self._written: Callable[[int], None] = lambda _last: None
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self, written: Callable[[int], None]) -> None:
-        db = _connect(str(self._path))
-        db.execute("PRAGMA synchronous = NORMAL")
-        self._thread = threading.Thread(
-            target=self._run, args=(db, written), name="index-writer", daemon=True
-        )
+        self._db = _connect(str(self._path))
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._written = written
+        self._thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
         self._thread.start()
 
     def put(self, change: Change) -> None:
         self._raise_failure()
-        self._changes.put(change)
+        with self._changes_lock:
+            self._changes.append(change)
 
     def flush(self) -> None:
-        done = threading.Event()
-        self._changes.put(done)
-        done.wait()
+        """Write every change put so far, in the calling thread."""
+        with self._write_lock:
+            with self._changes_lock:
+                changes, self._changes = self._changes, []
+            if changes and self._failure is None and self._db is not None:
+                try:
+                    self._db.execute("BEGIN")
+                    _apply(self._db, changes)
+                    self._db.execute("COMMIT")
+                except (sqlite3.Error, OSError) as exc:
+                    self._failure = exc
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                else:
+                    self._written(changes[-1][0])
         self._raise_failure()
 
     def close(self) -> None:
         if self._thread is not None:
-            self._changes.put(None)
+            self._stop.set()
             self._thread.join()
             self._thread = None
-        self._raise_failure()
+        try:
+            self.flush()
+        finally:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise OutputError(f"cannot write the index {self._path}: {self._failure}")
 
-    def _run(self, db: sqlite3.Connection, written: Callable[[int], None]) -> None:
-        try:
-            stop = False
-            while not stop:
-                waiting = [self._changes.get()]
-                while len(waiting) < _WRITE_ROWS:
-                    try:
-                        waiting.append(self._changes.get_nowait())
-                    except queue.Empty:
-                        break
-                changes = [item for item in waiting if isinstance(item, tuple)]
-                if changes and self._failure is None:
-                    try:
-                        db.execute("BEGIN")
-                        _apply(db, changes)
-                        db.execute("COMMIT")
-                    except (sqlite3.Error, OSError) as exc:
-                        self._failure = exc
-                        with contextlib.suppress(sqlite3.Error):
-                            db.execute("ROLLBACK")
-                    else:
-                        written(changes[-1][0])
-                for item in waiting:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                stop = any(item is None for item in waiting)
-        finally:
-            db.close()
+    def _run(self) -> None:
+        while not self._stop.wait(_WRITE_EVERY_SECONDS):
+            with contextlib.suppress(OutputError):  # kept, and raised to the run
+                self.flush()
 
 
 def _apply(db: sqlite3.Connection, changes: Iterable[Change]) -> None:
+    for sql, values in _statements(changes):
+        db.execute(sql, values)
+
+
+def _statements(changes: Iterable[Change]) -> Iterator[tuple[str, list[Any]]]:
+    """The changes as few statements as can be: the rows in a row one INSERT each (every
+    statement gives up the GIL, and a thread that gives it up on a busy event loop waits
+    to get it back), a forgotten image a DELETE."""
+    rows: list[Any] = []
     for _number, ref, entry in changes:
         if entry is None:
-            db.execute(
+            if rows:
+                yield _upsert(len(rows) // _ROW_VALUES), rows
+                rows = []
+            yield (
                 "DELETE FROM images WHERE product_id = ? AND image_id = ?",
-                (ref.product_id, ref.image_id),
+                [ref.product_id, ref.image_id],
             )
-        else:
-            db.execute(
-                _UPSERT,
-                (ref.product_id, ref.image_id, entry.path, fold_key(entry.path), entry.size,
-                 entry.gone, entry.described),
-            )  # fmt: skip
+            continue
+        rows += (ref.product_id, ref.image_id, entry.path, fold_key(entry.path), entry.size,
+                 entry.gone, entry.described)  # fmt: skip
+        if len(rows) >= _ROWS_A_STATEMENT * _ROW_VALUES:
+            yield _upsert(_ROWS_A_STATEMENT), rows
+            rows = []
+    if rows:
+        yield _upsert(len(rows) // _ROW_VALUES), rows
+
+
+def _upsert(rows: int) -> str:
+    return "INSERT OR REPLACE INTO images VALUES " + ", ".join([_ROW_PLACES] * rows)
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
