@@ -268,3 +268,30 @@ async def test_claims_look_at_the_disk_outside_the_event_loop(
     assert path == again == tmp_path / "1/a-2.jpg"
     assert {name for name, _thread in calls} == {"stat", "lstat", "owner"}
     assert all(thread != loop_thread for _name, thread in calls)
+
+
+async def test_a_folder_not_there_when_the_run_began_is_not_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "1").mkdir()  # an earlier run's folder
+    registry = PathRegistry(tmp_path, NoEarlierPaths())
+    looked: list[str] = []
+
+    def watched(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(str(tmp_path)):
+                looked.append(str(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "stat", watched(os.stat))
+    monkeypatch.setattr(os, "lstat", watched(os.lstat))
+    first = await registry.claim(ImageRef(1, 1), PurePosixPath("9/a.jpg"), nobody)
+    second = await registry.claim(ImageRef(1, 2), PurePosixPath("9/a.jpg"), nobody)
+    third = await registry.claim(ImageRef(1, 3), PurePosixPath("9/b.jpg"), nobody)
+    assert looked == []
+    assert (first, second, third) == (tmp_path / "9/a.jpg", tmp_path / "9/a-2.jpg",
+                                      tmp_path / "9/b.jpg")  # fmt: skip
+    await registry.claim(ImageRef(1, 4), PurePosixPath("1/a.jpg"), nobody)
+    assert looked  # a folder that was there may hold another image's export

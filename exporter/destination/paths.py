@@ -11,6 +11,7 @@ Windows), and that an image keeps its path across runs.
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -19,8 +20,10 @@ from typing import Protocol
 
 import anyio
 
+from exporter.destination.index import fold_key
 from exporter.destination.sidecar import SIDECAR_SUFFIX, sidecar_path
 from exporter.errors import ImageError
+from exporter.keyset import KeySet
 from exporter.model import ImageRef, ProductImage
 
 MAX_PART_BYTES = 200  # leaves room for ".json" and temporary suffixes within 255 bytes
@@ -131,7 +134,9 @@ class PathRegistry:
     what they look at on disk (a sidecar in the way, whose export it is, where the folder
     really leads) is looked at in a worker thread, one hop per claim, so that a slow
     filesystem stalls only the image that waits for it. A candidate is held for its
-    image before the hop, so that two claims in flight never take one path.
+    image before the hop, so that two claims in flight never take one path. A folder
+    found inside the output is not resolved again, and one that was not there when the
+    run first looked (a first export's every folder) is not looked at again: no hop.
     """
 
     def __init__(self, root: Path, known: KnownPaths, reserved: Iterable[Path] = ()) -> None:
@@ -151,6 +156,8 @@ class PathRegistry:
         self._holder: dict[str, ImageRef] = {}  # case-folded path → the image holding it
         self._check_at = _SETTLED_CHECK
         self._inside: set[str] = set()  # folders (relative) found to resolve inside root
+        self._fresh: set[str] = set()  # of which those not there when this run first looked
+        self._at_start: KeySet | None = None  # the names in `root` when the run began
 
     async def claim(
         self,
@@ -170,12 +177,16 @@ class PathRegistry:
         if given is not None:
             relative = PurePosixPath(given)
             self._hold(ref, relative)
+            if str(relative.parent) in self._inside:
+                return self.root / relative
             return await anyio.to_thread.run_sync(self._inside_root, relative)
         n = 1
         relative = wanted
         while True:
             if self._is_free(ref, relative):
                 self._hold(ref, relative)
+                if await self._is_fresh(relative):
+                    return self.root / relative  # nothing on disk there but this run's
                 try:
                     final = await anyio.to_thread.run_sync(
                         self._take_on_disk, ref, relative, owner_on_disk
@@ -188,6 +199,17 @@ class PathRegistry:
                 self._release(ref, relative)
             n += 1
             relative = with_counter(wanted, n)
+
+    async def _is_fresh(self, relative: PurePosixPath) -> bool:
+        """Whether `relative` is in a folder that was not there when the run began (so
+        that nothing is on disk there but what this run put in it, which it knows)."""
+        if str(relative.parent) in self._fresh:
+            return True
+        if len(relative.parts) < 2:
+            return False
+        if self._at_start is None:  # one look at the output folder, at the first claim
+            self._at_start = await anyio.to_thread.run_sync(_names_in, self.root)
+        return fold_key(relative.parts[0]) not in self._at_start
 
     def _is_free(self, ref: ImageRef, relative: PurePosixPath) -> bool:
         """Free as far as the run and the index tell (the disk is looked at next)."""
@@ -208,6 +230,12 @@ class PathRegistry:
     ) -> Path | None:
         """In a worker thread: the final path, unless another image's export is there."""
         target = self.root / relative
+        if not target.parent.exists():
+            # A folder not there yet holds nothing but what this run puts in it, which
+            # the run knows: its next claims need not look at the disk.
+            target = self._inside_root(relative)
+            self._fresh.add(str(relative.parent))
+            return target
         # Nothing there, or a file without a sidecar: every complete export has a
         # sidecar, so that is one cut short after its rename and may be replaced.
         if sidecar_path(target).exists() and owner_on_disk(target) != ref:
@@ -246,3 +274,13 @@ class PathRegistry:
                 )
             self._inside.add(folder)
         return target
+
+
+def _names_in(root: Path) -> KeySet:
+    """The case-folded keys of the names in a folder (none when it is not there)."""
+    try:
+        with os.scandir(root) as entries:
+            keys = sorted({fold_key(entry.name) for entry in entries})
+    except FileNotFoundError:
+        keys = []
+    return KeySet(keys)
