@@ -47,6 +47,20 @@ PARTIAL = "*.b24-partial"
 REAL_WRITEV = os.writev
 
 
+def disk_full_after(writes: int) -> Callable[[int, Sequence[bytes]], int]:
+    """An `os.writev` that writes `writes` times, then finds the disk full."""
+    done = 0
+
+    def filling_writev(fd: int, buffers: Sequence[bytes]) -> int:
+        nonlocal done
+        done += 1
+        if done > writes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return REAL_WRITEV(fd, buffers)
+
+    return filling_writev
+
+
 def image(product_id: int, image_id: int) -> ProductImage:
     fields = {"id": image_id, "productId": product_id, "name": f"{image_id}.png"}
     return ProductImage(
@@ -278,14 +292,7 @@ async def test_one_member_failing_fails_only_itself(tmp_path: Path) -> None:
 async def test_a_full_disk_mid_group_fails_the_rest_clearly_and_leaves_nothing_half(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes = 0
-
-    def filling_writev(fd: int, buffers: Sequence[bytes]) -> int:
-        nonlocal writes
-        writes += 1
-        if writes >= 4:  # the disk is full from the fourth file on
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return REAL_WRITEV(fd, buffers)
+    filling_writev = disk_full_after(3)  # the disk is full from the fourth file on
 
     monkeypatch.setattr(os, "writev", filling_writev)
     root = tmp_path / "out"
@@ -461,14 +468,7 @@ async def test_a_kill_inside_a_group_leaves_the_next_run_only_what_was_not_done(
 async def test_a_disk_filling_up_mid_run_stops_it_with_exit_4_and_the_next_run_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes = 0
-
-    def filling_writev(fd: int, buffers: Sequence[bytes]) -> int:
-        nonlocal writes
-        writes += 1
-        if writes > 10:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return REAL_WRITEV(fd, buffers)
+    filling_writev = disk_full_after(10)
 
     catalog = Catalog.generate(products=4, images=40, seed=62, image_size=(200, 2000))
     manifest = write_manifest(tmp_path / "m.csv", catalog.pairs())

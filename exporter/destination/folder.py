@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -373,33 +374,33 @@ class FileSink:
         """Make the temporary durable now (in a worker thread): a large file's fsync runs
         beside the others' instead of in turn within its group. `OutputError` (and the
         sink discarded) when it cannot."""
-        try:
+        with self._discarded_on_failure():
             self._sync()
-        except OSError as exc:
-            self.discard()
-            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
-        except BaseException:
-            self.discard()
-            raise
 
     def land(self) -> SavedFile:
         """Write what is held, fsync, rename onto the final name (in a worker thread); the
         rename is made durable by the caller's fsync of the folder. `OutputError` (and the
         sink discarded) when it cannot."""
-        try:
+        with self._discarded_on_failure():
             if self.temp is None:
                 self._store(self._held)
                 self._held, self._held_size = [], 0
             self._sync()
             assert self.temp is not None
             commit_temp(self.temp, self._final, sync_dir=False)
+        return SavedFile(self.key, self._size, self._digest.hexdigest(), self._media_type)
+
+    @contextmanager
+    def _discarded_on_failure(self) -> Iterator[None]:
+        """The sink discarded if the block fails; a filesystem error as `OutputError`."""
+        try:
+            yield
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
         except BaseException:
             self.discard()
             raise
-        return SavedFile(self.key, self._size, self._digest.hexdigest(), self._media_type)
 
     def _sync(self) -> None:
         if self._fd >= 0:  # not fsynced and closed already
