@@ -114,8 +114,7 @@ class TransportError(TransientError):
 class RateLimitedError(PortalError):
     """HTTP 503 `QUERY_LIMIT_EXCEEDED`: the portal's request bucket is full; slow down."""
 
-    sent_at: float | None = None  # when the refused request took its token
-    paced: bool = True  # whether it took one (the limiter has slowed down for it)
+    paced: bool = True  # whether it took a token (the limiter has slowed down for it)
 
 
 class OperationTimeLimitError(PortalError):

@@ -57,7 +57,7 @@ def portal_client(
         timeout_seconds=config.portal.timeout_seconds,
         downloads_share_limit=rate.downloads_share_limit,
         clock=clock,
-        learned=learned or shared_finding(config.portal.host),
+        learned=shared_finding(config.portal.host) if learned is None else learned,
     )
 
 

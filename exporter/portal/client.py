@@ -229,7 +229,7 @@ class PortalClient:
             raise from_transport(exc) from None
 
     def _refused(self, exc: RateLimitedError, ticket: Ticket) -> None:
-        exc.sent_at, exc.paced = ticket.sent_at, ticket.through_limiter
+        exc.paced = ticket.through_limiter
         self.downloads.refused(ticket)
 
     async def _check_download(self, response: aiohttp.ClientResponse) -> None:
@@ -281,8 +281,7 @@ class PortalClient:
         except ExpiredTokenError as exc:
             exc.stale_auth = credentials
             raise
-        except RateLimitedError as exc:
-            exc.sent_at = sent_at
+        except RateLimitedError:
             self._limiter.on_rate_limited(sent_at)
             self.downloads.rest_refused(sent_at)
             raise

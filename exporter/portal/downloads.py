@@ -212,12 +212,12 @@ class DownloadRule:
         self._rest_level = self._rest_level_at(sent_at) + 1.0
         self._rest_at = max(self._rest_at, sent_at)
 
-    def rest_refused(self, sent_at: float | None) -> None:
-        """The portal answered a REST call with 503 `QUERY_LIMIT_EXCEEDED`."""
+    def rest_refused(self, sent_at: float) -> None:
+        """The portal answered the REST call sent at `sent_at` with 503
+        `QUERY_LIMIT_EXCEEDED`."""
         if self.setting is not None or self.pacing is Pacing.PACED:
             return
-        at = self._clock.now() if sent_at is None else sent_at
-        if self._rest_level_at(at) >= self._limiter.burst:
+        if self._rest_level_at(sent_at) >= self._limiter.burst:
             # This run's REST calls alone fill the bucket: nothing learned, and the
             # downloads admitted so far prove nothing either.
             self._first_sent, self._admitted = None, 0
