@@ -6,10 +6,10 @@ import argparse
 from typing import TYPE_CHECKING
 
 from exporter.commands.shared import add_config_option, config_file, level_of
-from exporter.jobs.check import Outcome, ReadinessCheck, Status, render, render_verdict
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
+    from exporter.jobs.check import Outcome
 
 
 HELP = "test a configuration before the first run: config, manifest, output, portal"
@@ -38,6 +38,8 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Run the checks, saying each as it is known and the verdict last."""
+    from exporter.jobs.check import ReadinessCheck, Status, render, render_verdict
+
     console = runner.console
 
     def show(outcome: Outcome) -> None:

@@ -12,8 +12,6 @@ from exporter.config import is_store_url, load_config
 from exporter.destination.base import Destination
 from exporter.destination.index import STATE_DIR
 from exporter.errors import ConfigError
-from exporter.jobs.restore import RestoreJob, RestoreOptions, read_map
-from exporter.jobs.session import destination_at, store_export_at
 
 if TYPE_CHECKING:
     from exporter.cli import Runner
@@ -92,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, runner: Runner) -> int:
     """Restore the export; say the summary."""
+    from exporter.jobs.restore import RestoreJob, RestoreOptions, read_map
+    from exporter.jobs.session import destination_at, store_export_at
+
     config = load_config(config_file(args))
     source: Destination
     if is_store_url(args.source):

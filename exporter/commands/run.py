@@ -23,7 +23,6 @@ from exporter.errors import (
     exit_status,
     with_remedy,
 )
-from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
 from exporter.jobs.export import ExportJob
 from exporter.jobs.metrics import write_metrics
 from exporter.jobs.report import usage_error_report, write_report
@@ -147,6 +146,8 @@ def _could_not_start(args: argparse.Namespace, error: UsageError) -> None:
 
 
 def _dry_run(args: argparse.Namespace, config: Config, runner: Runner) -> int:
+    from exporter.jobs.dryrun import dry_run, plan_fields, render_plan
+
     metadata = args.dry_run == "metadata"
     try:
         plan = runner.run(

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter.config import is_store_url, load_config
-from exporter.destination.store import StoreDestination
 from exporter.errors import EXIT_FAILURES, EXIT_OK, UsageError
 from exporter.jobs.session import store_export_at
 
 if TYPE_CHECKING:
+    from exporter.destination.store import StoreDestination
     from exporter.jobs.export import ExportResult
     from exporter.logs import Console
 
@@ -143,4 +143,6 @@ def store_export_named(args: argparse.Namespace, named: str | None) -> StoreDest
     config = load_config(config_file(args))
     if config.output.store is None:
         return None
+    from exporter.destination.store import StoreDestination
+
     return StoreDestination(config.output, "", retries=config.retries)

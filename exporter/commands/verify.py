@@ -12,7 +12,6 @@ from exporter.commands.shared import (
     level_of,
     store_export_named,
 )
-from exporter.destination.store import verify_store
 from exporter.destination.verify import (
     render_text,
     repair_output,
@@ -71,6 +70,8 @@ def handle(args: argparse.Namespace, runner: Runner) -> int:
     if store is not None:
         if args.repair:
             raise UsageError("verify --repair works on a folder only")
+        from exporter.destination.store import verify_store
+
         result = runner.run(lambda: verify_store(store))
     else:
         folder = export_folder(args, "verify")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -17,7 +18,6 @@ from exporter.config import (
 )
 from exporter.destination.base import Destination
 from exporter.destination.folder import FolderDestination
-from exporter.destination.store import StoreDestination
 from exporter.errors import ConfigError
 from exporter.portal.auth import make_auth
 from exporter.portal.budget import shared_finding, shared_store
@@ -25,6 +25,9 @@ from exporter.portal.client import PortalClient
 from exporter.portal.downloads import FindingMemory
 from exporter.portal.ratelimit import BucketStore, Clock, TokenBucket
 from exporter.portal.retry import RetryPolicy
+
+if TYPE_CHECKING:  # an export into a store imports it when it needs it
+    from exporter.destination.store import StoreDestination
 
 READ_BUFFER_BYTES = 1024 * 1024
 
@@ -70,6 +73,8 @@ def http_session(config: Config) -> aiohttp.ClientSession:
 def destination_for(config: Config, *, reindex: bool = False) -> Destination:
     """Where `output` says the export lands (the run's report is no image's place)."""
     if config.output.store is not None:
+        from exporter.destination.store import StoreDestination
+
         return StoreDestination(
             config.output, config.portal.host, retries=config.retries, reindex=reindex
         )
@@ -96,4 +101,6 @@ def store_export_at(url: str, config: Config | None) -> StoreDestination:
     )
     output = OutputConfig(store_state_dir(store, os.environ), DEFAULT_LAYOUT, store)
     retries = config.retries if config is not None else None
+    from exporter.destination.store import StoreDestination
+
     return StoreDestination(output, portal_host="", retries=retries, every_sidecar=True)
