@@ -52,6 +52,7 @@ import argparse
 import asyncio
 import base64
 import compileall
+import contextlib
 import hashlib
 import json
 import math
@@ -1483,43 +1484,57 @@ def bench_memory(args: argparse.Namespace) -> None:
     )
     args.rps, args.burst, args.competitor, args.operating_cost = 0, 50, 0.0, 0.0
     settings = PortalSettings(rps=None, count_downloads=False)
-    print(f"{args.images} images of {args.size} bytes, no rate limit, downloads not counted")
-    with tempfile.TemporaryDirectory(prefix="b24-bench-memory-") as scratch_name:
-        scratch = Path(scratch_name)
+    into = "a local SeaweedFS" if args.store else "a folder"
+    print(
+        f"{args.images} images of {args.size} bytes into {into}, no rate limit, "
+        "downloads not counted"
+    )
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="b24-bench-mem-")))
         env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
-        with serve_in_thread(catalog, settings) as portal:
-            manifest = write_manifest(scratch / "m.csv", catalog.pairs())
-            config = write_config(
-                scratch / "c.yaml", portal, manifest, scratch / "out", args, False
-            )
-            began = portal.stats.download_requests
-            first = run_sampled(exporter_command(config), env, scratch / "r.json", portal)
-            done = count_exported(scratch / "out" / "report.json")
-            during = [(n - began, rss) for n, rss in first.samples if n > began]
+        portal = stack.enter_context(serve_in_thread(catalog, settings))
+        manifest = write_manifest(scratch / "m.csv", catalog.pairs())
+        config = write_config(scratch / "c.yaml", portal, manifest, scratch / "out", args, False)
+        if args.store:
+            server = SeaweedFS.start(scratch / "seaweed", buckets=("bench",))
+            stack.callback(server.stop)
+            raw = yaml.safe_load(config.read_text())
+            raw["output"] = {
+                "dir": "s3://bench/memory",
+                "s3": {"endpoint_url": server.endpoint, "region": SEAWEED_REGION},
+            }
+            raw["report"] = str(scratch / "out" / "report.json")
+            config.write_text(yaml.safe_dump(raw))
+            env |= {"AWS_ACCESS_KEY_ID": SEAWEED_ACCESS_KEY,
+                    "AWS_SECRET_ACCESS_KEY": SEAWEED_SECRET_KEY}  # fmt: skip
+        began = portal.stats.download_requests
+        first = run_sampled(exporter_command(config), env, scratch / "r.json", portal)
+        done = count_exported(scratch / "out" / "report.json")
+        during = [(n - began, rss) for n, rss in first.samples if n > began]
+        print(
+            f"  export: {done} images done in {first.finished.wall:.1f} s "
+            f"({first.finished.cpu:.1f} CPU-s, exit {first.finished.exit_code})"
+        )
+        if during:
+            rss0, n1 = during[0][1], during[-1][0]
+            marks = " / ".join(_rss_at(during, share * n1) for share in (0.25, 0.5, 0.75, 1))
             print(
-                f"  export: {done} images done in {first.finished.wall:.1f} s "
-                f"({first.finished.cpu:.1f} CPU-s, exit {first.finished.exit_code})"
+                f"  RSS: {rss0:.1f} MB at the first image done; at 25/50/75/100 % of the "
+                f"images: {marks} MB; peak {first.finished.rss_mb:.1f} MB\n"
+                f"  growth: {growth_per_image(during, n1):.3f} KB per image done "
+                "(the slope of RSS over images done, from 5 % to 95 % of them)"
             )
-            if during:
-                rss0, n1 = during[0][1], during[-1][0]
-                marks = " / ".join(_rss_at(during, share * n1) for share in (0.25, 0.5, 0.75, 1))
-                print(
-                    f"  RSS: {rss0:.1f} MB at the first image done; at 25/50/75/100 % of the "
-                    f"images: {marks} MB; peak {first.finished.rss_mb:.1f} MB\n"
-                    f"  growth: {growth_per_image(during, n1):.3f} KB per image done "
-                    "(the slope of RSS over images done, from 5 % to 95 % of them)"
-                )
-            else:
-                print(f"  RSS: no sample taken; peak {first.finished.rss_mb:.1f} MB")
-            before = stats_of(portal)
-            again = run_measured(exporter_command(config), env, scratch / "r.json")
-            after = stats_of(portal)
-            sent = delta(after, before, "rest_requests") + delta(after, before, "download_requests")
-            skipped = count_skipped(scratch / "out" / "report.json")
-            print(
-                f"  re-run of {skipped} done images: {again.wall:.2f} s wall, {again.cpu:.2f} "
-                f"CPU-s, peak RSS {again.rss_mb:.1f} MB, {sent} requests, exit {again.exit_code}"
-            )
+        else:
+            print(f"  RSS: no sample taken; peak {first.finished.rss_mb:.1f} MB")
+        before = stats_of(portal)
+        again = run_measured(exporter_command(config), env, scratch / "r.json")
+        after = stats_of(portal)
+        sent = delta(after, before, "rest_requests") + delta(after, before, "download_requests")
+        skipped = count_skipped(scratch / "out" / "report.json")
+        print(
+            f"  re-run of {skipped} done images: {again.wall:.2f} s wall, {again.cpu:.2f} "
+            f"CPU-s, peak RSS {again.rss_mb:.1f} MB, {sent} requests, exit {again.exit_code}"
+        )
 
 
 def _rss_at(samples: list[tuple[int, float]], images: float) -> str:
@@ -1662,6 +1677,7 @@ def main() -> None:
     mem.add_argument("--size", default="200-400", help="image sizes (default 200-400)")
     mem.add_argument("--concurrency", type=int, default=8)
     mem.add_argument("--seed", type=int, default=1)
+    mem.add_argument("--store", action="store_true", help="into a local SeaweedFS")
     mem.set_defaults(run=bench_memory)
     args = parser.parse_args()
     compile_exporter()

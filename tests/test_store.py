@@ -577,3 +577,27 @@ async def test_prune_removes_the_objects_of_images_gone_from_the_portal(
         for key in after
         if not key.endswith(".json") and ".b24" not in key
     }.isdisjoint(gone)
+
+
+async def test_an_unknown_export_in_the_way_is_left_alone_and_the_image_takes_another_key(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader
+) -> None:
+    catalog = catalog_of(2, 4)
+    manifest, first = scene(tmp_path, catalog, "learn-keys")
+    second = new_prefix("in-the-way")
+    async with portal_for(catalog) as portal:
+        await run(store_config(portal.webhook_url, manifest, first, seaweed))
+        wanted = sorted(k for k in await reader.keys(first) if not k.endswith(".json"))[0]
+        # Another tool's file and a sidecar this exporter cannot read, at that very key.
+        for key, body in ((wanted, b"not ours"), (wanted + ".json", b"{not json")):
+            await reader.client.put_object(Bucket=BUCKET, Key=f"{second}/{key}", Body=body)
+        result, _ = await run(store_config(portal.webhook_url, manifest, second, seaweed))
+    assert result.report["counts"]["exported"] == 4
+    assert await reader.read(second, wanted) == b"not ours"
+    assert await reader.read(second, wanted + ".json") == b"{not json"
+    ours = {k for k in await reader.keys(second) if not k.endswith(".json") and ".b24" not in k}
+    ours.discard(wanted)
+    assert len(ours) == 4
+    for key in ours:
+        sidecar = json.loads(await reader.read(second, key + ".json"))
+        assert await reader.read(second, key) == catalog.image_bytes(sidecar["productImage"]["id"])

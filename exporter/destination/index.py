@@ -289,6 +289,12 @@ class ExportIndex:
                 held.discard(ref)
         return sorted(held)
 
+    def may_hold(self, path: str) -> bool:
+        """Whether an image's path may be `path`, case-insensitively: False is certain,
+        True is all but (two paths share a 64-bit fold once in billions), and neither
+        reads the database."""
+        return fold_key(path) in self._known_folds()
+
     def paths(self) -> Iterator[tuple[ImageRef, str]]:
         """Every image's relative path."""
         for ref, entry in self.rows():

@@ -38,7 +38,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +47,7 @@ import anyio
 
 from exporter.config import OutputConfig, RetryConfig, StoreConfig
 from exporter.destination.index import INDEX_NAME, STATE_DIR, ExportIndex, IndexEntry
+from exporter.destination.listing import Listing, ListingReader
 from exporter.destination.lock import RunLock
 from exporter.destination.paths import render_layout, with_counter
 from exporter.destination.sidecar import (
@@ -137,9 +138,11 @@ class StoreDestination:
         self._lock: RunLock | None = None
         self._lock_task: asyncio.Task[None] | None = None
         self._index: ExportIndex | None = None
-        self._listing: dict[str, int] = {}
+        self._listing = Listing()  # every object under the prefix, with its size
+        self._lone: list[str] = []  # files whose sidecar is listed but not they
         self._facts: dict[str, SidecarFacts] = {}
-        self._owner: dict[str, ImageRef] = {}
+        # This run's claims of keys (case-folded), until the image's index row holds it.
+        self._claims: dict[str, ImageRef] = {}
         self._aborts: set[asyncio.Task[None]] = set()
         self.requests = 0  # requests sent to the store (the tests count them)
 
@@ -198,8 +201,7 @@ class StoreDestination:
             if write:
                 await self._take_locks()
                 await self._abort_leftovers()
-            await self._list()
-            await self._load_index(write)
+            await self._load_index(write)  # and the listing
         except BaseException:
             await self.close()
             raise
@@ -302,58 +304,66 @@ class StoreDestination:
         if aborted:
             log.info("aborted %d unfinished uploads left by an interrupted run", aborted)
 
-    async def _list(self) -> None:
-        """Every object under the prefix, with its size (the state keys left out)."""
+    async def _list(self, wanted: Callable[[str], bool] | None) -> list[str]:
+        """Every object under the prefix, with its size (the state keys left out), into
+        the listing; the files with their sidecar beside them that `wanted` says (all
+        when None) are returned."""
         prefix = self._full("") if self.store.prefix else ""
         state = self._full(STATE_DIR + "/")
         params: dict[str, Any] = {"Prefix": prefix}
-        listing: dict[str, int] = {}
+        reader = ListingReader(wanted)
         while True:
             page = await self._call("list", self.store.url, "list_objects_v2", **params)
             for item in page.get("Contents") or []:
                 if not item["Key"].startswith(state):
-                    listing[self._relative(item["Key"])] = int(item["Size"])
+                    reader.add(self._relative(item["Key"]), int(item["Size"]))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 break
             params = {"Prefix": prefix, "ContinuationToken": token}
-        self._listing = listing
+        self._listing, self._lone = reader.finish()
+        return reader.pairs
 
     async def _load_index(self, write: bool) -> None:
+        """The index, and the listing. A run after another opens its index first and
+        reads only the sidecars the index has no row for (a run killed between the two);
+        a first run, a rebuild and a read-only open read every sidecar."""
         path = self.state_dir / INDEX_NAME
         anew = self._reindex or not path.exists() or not write
         if anew or self._every_sidecar:
-            await self._read_sidecars(self._pairs())
-        entries = {
-            facts.ref: IndexEntry(key, facts.size, facts.gone, facts.described)
-            for key, facts in self._facts.items()
-        }
-        if write:
-            self._index = await anyio.to_thread.run_sync(
-                lambda: ExportIndex.open_at(self.state_dir, path, lambda: entries, anew=anew)
-            )
+            pairs = await self._list(None)
+            await self._read_sidecars(pairs)
+            entries = {
+                facts.ref: IndexEntry(key, facts.size, facts.gone, facts.described)
+                for key, facts in self._facts.items()
+            }
+            index = await self._open_index(path, write, entries, anew)
+            unindexed = [key for key in pairs if not index.may_hold(key)]
         else:
-            self._index = ExportIndex.in_memory(self.state_dir, entries)
+            index = await self._open_index(path, write, {}, anew)
+            unindexed = await self._list(lambda key: not index.may_hold(key))
+        self._index = index
         if not anew:
-            await self._adopt_unindexed()
-        self._owner = {entry.path.casefold(): ref for ref, entry in self._index.entries.items()}
+            await self._adopt_unindexed(unindexed)
 
-    def _pairs(self) -> list[str]:
-        """Every listed key that has its sidecar beside it."""
-        return [
-            key for key in self._listing
-            if not key.endswith(SIDECAR_SUFFIX) and key + SIDECAR_SUFFIX in self._listing
-        ]  # fmt: skip
+    async def _open_index(
+        self, path: Path, write: bool, entries: dict[ImageRef, IndexEntry], anew: bool
+    ) -> ExportIndex:
+        if not write:
+            return ExportIndex.in_memory(self.state_dir, entries)
+        return await anyio.to_thread.run_sync(
+            lambda: ExportIndex.open_at(self.state_dir, path, lambda: entries, anew=anew)
+        )
 
-    async def _adopt_unindexed(self) -> None:
-        """Exports whose sidecar is in the store but whose index line is not (a run
+    async def _adopt_unindexed(self, keys: list[str]) -> None:
+        """Exports whose sidecar is in the store but whose index row is not (a run
         killed between the two): read their sidecars and record them as done."""
         index = self._opened()
-        known = {entry.path for entry in index.entries.values()}
-        await self._read_sidecars([key for key in self._pairs() if key not in known])
-        for key, facts in self._facts.items():
-            fits = key not in known and self._listing.get(key) == facts.size
-            if fits and facts.ref not in index.entries:
+        await self._read_sidecars([key for key in keys if key not in self._facts])
+        for key in keys:
+            facts = self._facts.get(key)
+            fits = facts is not None and self._listing.get(key) == facts.size
+            if facts is not None and fits and facts.ref not in index.entries:
                 index.add(facts.ref, key, facts.size, facts.gone, described=facts.described)
 
     async def _read_sidecars(self, keys: list[str]) -> None:
@@ -432,15 +442,23 @@ class StoreDestination:
     def _claim(self, ref: ImageRef, wanted: PurePosixPath) -> str:
         """The key for `ref`: its earlier one, `wanted`, or `wanted` with a counter; never
         one another image holds, nor one with a sidecar the index does not know."""
-        given = self._opened().path_of(ref)
+        index = self._opened()
+        given = index.path_of(ref)
         if given is not None:
             return given
         n, candidate = 1, wanted
         while True:
             key = str(candidate)
-            holder = self._owner.get(key.casefold())
-            if holder == ref or (holder is None and key + SIDECAR_SUFFIX not in self._listing):
-                self._owner[key.casefold()] = ref
+            holder = self._claims.get(key.casefold())
+            if holder == ref:
+                return key
+            # Free: no claim of this run, no other image's row, no unknown export's sidecar.
+            if (
+                holder is None
+                and all(other == ref for other in index.holders(key))
+                and key + SIDECAR_SUFFIX not in self._listing
+            ):
+                self._claims[key.casefold()] = ref
                 return key
             n += 1
             candidate = with_counter(wanted, n)
@@ -460,9 +478,10 @@ class StoreDestination:
                 full = self._full(saved.key)
                 await self._client.delete_object(Bucket=self.store.bucket, Key=full)
             raise
-        self._listing[saved.key] = saved.size
-        self._listing[saved.key + SIDECAR_SUFFIX] = 1
+        self._listing.set(saved.key, saved.size)
+        self._listing.set(saved.key + SIDECAR_SUFFIX, len(sidecar))
         self._opened().add(image.ref, saved.key, saved.size, described=image.product is not None)
+        self._claims.pop(saved.key.casefold(), None)  # the index holds it now
         return saved
 
     async def _put(
@@ -506,7 +525,7 @@ class StoreDestination:
         for key in (entry.path + SIDECAR_SUFFIX, entry.path):
             where = f"{self.store.url}/{key}"
             await self._call("delete", where, "delete_object", Key=self._full(key))
-            self._listing.pop(key, None)
+            self._listing.discard(key)
         index.forget(ref)
         return entry.path
 
@@ -585,8 +604,9 @@ async def verify_store(destination: StoreDestination) -> Verification:
             if sidecar is None:
                 continue
             checked += 1
-            if listing[key] != sidecar.size:
-                detail = f"{_of(ref)}: {listing[key]} bytes, the sidecar says {sidecar.size}"
+            size = listing.get(key)
+            if size != sidecar.size:
+                detail = f"{_of(ref)}: {size} bytes, the sidecar says {sidecar.size}"
                 findings.append(Finding("corrupt", key, detail))
                 continue
             digest, read = await destination.object_sha256(key)
@@ -594,10 +614,7 @@ async def verify_store(destination: StoreDestination) -> Verification:
             if digest != sidecar.sha256:
                 detail = f"{_of(ref)}: its SHA-256 is not the one its sidecar records"
                 findings.append(Finding("corrupt", key, detail))
-        lone = [
-            key.removesuffix(SIDECAR_SUFFIX) for key in listing
-            if key.endswith(SIDECAR_SUFFIX) and key.removesuffix(SIDECAR_SUFFIX) not in listing
-        ]  # fmt: skip
+        lone = destination._lone
         await destination._read_sidecars(lone)
         for key in sorted(lone):
             if key in facts:
