@@ -601,3 +601,20 @@ async def test_an_unknown_export_in_the_way_is_left_alone_and_the_image_takes_an
     for key in ours:
         sidecar = json.loads(await reader.read(second, key + ".json"))
         assert await reader.read(second, key) == catalog.image_bytes(sidecar["productImage"]["id"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-03T13:44:00.000Z",  # a listing's LastModified
+        "2026-12-03T13:44:00.123456+02:00",
+        "Thu, 03 Dec 2026 13:44:00 GMT",  # an HTTP date, as in a header
+        "1700000000",  # seconds since the epoch
+    ],
+)
+def test_store_timestamps_are_read_as_botocore_reads_them(text: str) -> None:
+    from botocore.utils import parse_timestamp
+
+    from exporter.destination.store import _timestamp
+
+    assert _timestamp(text) == parse_timestamp(text)

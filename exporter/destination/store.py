@@ -76,6 +76,18 @@ _ALREADY_THERE = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_SUPPORTED = {"NotImplemented", "501", "InvalidArgument", "InvalidRequest"}
 
 
+def _timestamp(text: str) -> datetime:
+    """A timestamp of a store's answer: ISO 8601 as `datetime` reads it, others (HTTP
+    dates in headers) as botocore does."""
+    if text[4:5] == "-" and "T" in text:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(text)
+    from botocore.utils import parse_timestamp
+
+    parsed: datetime = parse_timestamp(text)
+    return parsed
+
+
 def _lock_body() -> bytes:
     """What the lock object says: who holds it, since when it was last refreshed."""
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
@@ -170,6 +182,11 @@ class StoreDestination:
                 "pip install 'b24-image-exporter[s3]'"
             ) from None
         session = get_session()
+        # botocore parses each listed object's LastModified with dateutil (about 50 µs
+        # an object: most of a re-run's time into a store); its ISO 8601 is read at once.
+        session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=_timestamp
+        )
         credentials = await session.get_credentials()
         if credentials is None:
             raise OutputError(
