@@ -474,8 +474,8 @@ def remove_temporaries(root: Path) -> int:
     removed = 0
     for folder, _dirs, names in os.walk(root):
         for name in names:
-            path = Path(folder, name)
-            if is_temporary(path):
+            # The name alone first: a nightly run walks every file of the backup here.
+            if name.startswith(".") and is_temporary(path := Path(folder, name)):
                 discard(path)
                 removed += 1
     return removed
