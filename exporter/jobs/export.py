@@ -39,8 +39,7 @@ from exporter.jobs.pipeline import Pipeline
 from exporter.jobs.progress import ProgressView, Snapshot, time_left
 from exporter.jobs.report import Tally, build_report, report_bytes, write_report
 from exporter.jobs.session import destination_for, http_session, portal_client
-from exporter.jobs.state import RunState, named_images
-from exporter.manifest import validate_manifest
+from exporter.jobs.state import RunState, validate_and_count
 from exporter.model import RequestCounts
 from exporter.portal.client import PortalClient
 from exporter.portal.downloads import DownloadRule
@@ -211,8 +210,8 @@ class ExportJob:
         elif config.manifest is None:
             raise ConfigError("no manifest: set `manifest` in the config or pass --manifest")
         else:
-            rows = validate_manifest(config.manifest)
-            state.expect(named_images(config.manifest))
+            rows, images = validate_and_count(config.manifest)
+            state.expect(images)
             log.info("exporting %d manifest rows from %s into %s", rows, config.portal.host,
                      config.output.where)  # fmt: skip
 

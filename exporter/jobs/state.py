@@ -24,7 +24,7 @@ from exporter.errors import (
 )
 from exporter.jobs.report import Failure, Tally
 from exporter.keyset import KeySet, pair_key
-from exporter.manifest import iter_manifest
+from exporter.manifest import ManifestRow, validate_manifest
 from exporter.model import ImageRef
 from exporter.redact import redact
 
@@ -205,10 +205,14 @@ class RunState:
         return None
 
 
-def named_images(manifest: Path) -> int:
-    """How many distinct images a (validated) manifest names by pairs."""
+def validate_and_count(manifest: Path) -> tuple[int, int]:
+    """Validate the manifest (`ManifestError` as `validate_manifest` says) and count, in
+    the same reading, its rows and the distinct images it names by pairs."""
     seen = SeenImages()
-    for row in iter_manifest(manifest):
+
+    def count(row: ManifestRow) -> None:
         if row.image_id is not None:
             seen.add(row.product_id, row.image_id)
-    return len(seen)
+
+    rows = validate_manifest(manifest, count)
+    return rows, len(seen)

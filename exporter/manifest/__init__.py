@@ -8,7 +8,7 @@ text and the error messages list the formats from the registry.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,8 +48,9 @@ def formats_help(*, short: bool = False) -> str:
     return f"{', '.join(others)} or {last}" if others else last
 
 
-def validate_manifest(path: Path) -> int:
-    """Read the whole manifest once, before the first request, and return its number of rows.
+def validate_manifest(path: Path, each: Callable[[ManifestRow], None] | None = None) -> int:
+    """Read the whole manifest once, before the first request, and return its number of rows
+    (each good row handed to `each` on the way, when given).
 
     Raises ManifestError naming every bad row (file, line, what is wrong), up to
     MAX_PROBLEMS of them, followed by a line counting the rest.
@@ -61,6 +62,8 @@ def validate_manifest(path: Path) -> int:
     for record in _records(path):
         if isinstance(record, ManifestRow):
             rows += 1
+            if each is not None:
+                each(record)
             continue
         bad += 1
         if len(shown) < MAX_PROBLEMS:
