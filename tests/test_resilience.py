@@ -177,6 +177,17 @@ def wait_until(
         time.sleep(0.005)
 
 
+def kill_9_when(tmp_path: Path, config: Path, condition: Callable[[], bool], what: str) -> None:
+    """Start the exporter, wait until `condition` holds, and kill it with -9."""
+    proc = start_exporter(tmp_path, config, "killed")
+    try:
+        wait_until(condition, what, proc)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+
+
 # What is on disk.
 
 
@@ -287,15 +298,11 @@ def test_kill_right_after_the_first_download_then_rerun_fetches_only_the_rest(
     with portal_thread(catalog, PortalSettings(rps=None), gate) as portal:
         config = write_config(tmp_path, portal, manifest)
         out = tmp_path / "out"
-        proc = start_exporter(tmp_path, config, "killed")
-        try:
-            # Done, and recorded in the index: the moment between the sidecar and its
-            # index line is the separate test of a kill right after a sidecar lands.
-            wait_until(lambda: bool(done_on_disk(out)) and index_lines(out) >= 1, "1 done", proc)
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            proc.kill()
+        # Done, and recorded in the index: the moment between the sidecar and its
+        # index line is the separate test of a kill right after a sidecar lands.
+        kill_9_when(
+            tmp_path, config, lambda: bool(done_on_disk(out)) and index_lines(out) >= 1, "1 done"
+        )
         gate.open()
         done_before = rerun_after_kill(tmp_path, config, catalog)
     assert len(done_before) == 1
@@ -308,13 +315,7 @@ def test_kill_in_the_middle_of_a_run_then_rerun_fetches_only_the_rest(tmp_path: 
     with portal_thread(catalog, PortalSettings(rps=None), gate) as portal:
         config = write_config(tmp_path, portal, manifest)
         out = tmp_path / "out"
-        proc = start_exporter(tmp_path, config, "killed")
-        try:
-            wait_until(lambda: len(done_on_disk(out)) >= 150, "half of the images", proc)
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            proc.kill()
+        kill_9_when(tmp_path, config, lambda: len(done_on_disk(out)) >= 150, "half of the images")
         gate.delay = 0.0
         done_before = rerun_after_kill(tmp_path, config, catalog)
     assert 150 <= len(done_before) < 300
@@ -329,13 +330,7 @@ def test_verify_and_check_read_the_index_a_killed_run_left_in_its_write_ahead_lo
     with portal_thread(catalog, PortalSettings(rps=None), gate) as portal:
         config = write_config(tmp_path, portal, manifest)
         out = tmp_path / "out"
-        proc = start_exporter(tmp_path, config, "killed")
-        try:
-            wait_until(lambda: len(done_on_disk(out)) >= 60, "some images", proc)
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            proc.kill()
+        kill_9_when(tmp_path, config, lambda: len(done_on_disk(out)) >= 60, "some images")
         wal = out / STATE_DIR / (INDEX_NAME + "-wal")
         assert wal.stat().st_size > 0  # the rows are in the log, not yet in the database
         done = done_on_disk(out)
@@ -362,17 +357,11 @@ def test_kill_during_a_large_download_then_rerun_fetches_only_the_rest(tmp_path:
     with portal_thread(catalog, PortalSettings(rps=None)) as portal:
         config = write_config(tmp_path, portal, manifest)
         out = tmp_path / "out"
-        proc = start_exporter(tmp_path, config, "killed")
 
         def big_partial_growing() -> bool:
             return any(p.stat().st_size > MiB for p in out.rglob(PARTIAL) if p.exists())
 
-        try:
-            wait_until(big_partial_growing, "a temporary over 1 MiB", proc)
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(10) == -signal.SIGKILL
-        finally:
-            proc.kill()
+        kill_9_when(tmp_path, config, big_partial_growing, "a temporary over 1 MiB")
         assert list(out.rglob(PARTIAL)) != []  # a kill -9 leaves its temporary behind
         assert big not in done_on_disk(out)
         done_before = rerun_after_kill(tmp_path, config, catalog)
