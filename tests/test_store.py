@@ -26,9 +26,9 @@ from aiohttp import web
 
 from exporter.cli import main
 from exporter.config import Config, parse_config
-from exporter.destination.index import INDEX_NAME
+from exporter.destination.index import INDEX_NAME, ExportIndex
 from exporter.destination.store import MIN_PART_BYTES, StoreDestination, verify_store
-from exporter.errors import LockedError
+from exporter.errors import LockedError, OutputError
 from exporter.jobs.export import ExportJob, ExportResult
 from exporter.jobs.prune import prune
 from exporter.jobs.restore import RestoreJob, RestoreOptions
@@ -618,3 +618,33 @@ def test_store_timestamps_are_read_as_botocore_reads_them(text: str) -> None:
     from exporter.destination.store import _timestamp
 
     assert _timestamp(text) == parse_timestamp(text)
+
+
+async def test_a_listing_that_fails_after_the_index_opened_closes_it_and_the_next_run_goes_on(
+    tmp_path: Path, seaweed: SeaweedFS, reader: Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = catalog_of(3, 9)
+    manifest, prefix = scene(tmp_path, catalog, "list-fails")
+    closed: list[bool] = []
+    original_list, original_close = StoreDestination._list, ExportIndex.close
+
+    async def failing_list(self: StoreDestination, wanted: Any) -> list[str]:
+        raise OutputError(f"cannot list {self.store.url}: the store went away")
+
+    def close(self: ExportIndex) -> None:
+        closed.append(True)
+        original_close(self)
+
+    async with portal_for(catalog) as portal:
+        config = store_config(portal.webhook_url, manifest, prefix, seaweed)
+        first, _ = await run(config)
+        monkeypatch.setattr(StoreDestination, "_list", failing_list)
+        monkeypatch.setattr(ExportIndex, "close", close)
+        failed, _ = await run(config)
+        closed_by_the_failed_run = len(closed)
+        monkeypatch.setattr(StoreDestination, "_list", original_list)
+        again, _ = await run(config)
+    assert first.exit_code == 0
+    assert failed.exit_code == OutputError.exit_code
+    assert closed_by_the_failed_run == 1  # the index it had opened was closed
+    assert again.exit_code == 0 and again.report["counts"]["skipped"] == 9

@@ -354,12 +354,12 @@ class StoreDestination:
                 facts.ref: IndexEntry(key, facts.size, facts.gone, facts.described)
                 for key, facts in self._facts.items()
             }
-            index = await self._open_index(path, write, entries, anew)
+            index = self._index = await self._open_index(path, write, entries, anew)
             unindexed = [key for key in pairs if not index.may_hold(key)]
         else:
-            index = await self._open_index(path, write, {}, anew)
+            # Held from here, so that `close` closes it if the listing fails.
+            index = self._index = await self._open_index(path, write, {}, anew)
             unindexed = await self._list(lambda key: not index.may_hold(key))
-        self._index = index
         if not anew:
             await self._adopt_unindexed(unindexed)
 
