@@ -111,6 +111,7 @@ class SeaweedFS:
             ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
             args = [
                 weed_binary(),
+                f"-logdir={folder}",  # its logs with its data, not in /tmp
                 "mini",
                 f"-dir={folder / 'data'}",
                 "-ip=127.0.0.1",
