@@ -46,6 +46,7 @@ ID_CHUNK = 50  # ids per page command: an id names one row at most, a page holds
 # Codes per page command: one fewer than a page, so a full page shows that some code names
 # more than one product, and only then is the next page asked for.
 CODE_CHUNK = 49
+SLICE_CALLS = 10 * MAX_BATCH_SIZE  # page commands sent before their rows are read
 
 
 def select_for(catalog: TradeCatalog) -> Sequence[str]:
@@ -172,23 +173,30 @@ async def _lookup(
     ]
     found: list[ProductInfo] = []
     while queries:
-        calls = [
-            _narrowed(catalog, field_name, chunk, after, number)
-            for number, (chunk, after) in enumerate(queries)
-        ]
-        outcomes = await fetcher.run(calls)
         following: list[tuple[Sequence[Any], int]] = []
-        for (chunk, after), call in zip(queries, calls, strict=True):
-            try:
-                rows = page_rows(outcomes[call.key], catalog.rows_key, after)
-            except PortalError as exc:
-                log.warning("catalog iblock %d: products not looked up: %s", catalog.iblock, exc)
-                record.failed.append((catalog.iblock, exc))
-                return found  # the rest of this catalog would fail the same way
-            infos = [product_info(row) for _, row in rows]
-            found.extend(info for info in infos if info is not None)
-            if len(rows) >= PAGE_SIZE and field_name != "id":
-                following.append((chunk, rows[-1][0]))
+        # A slice of whole batches at a time: the answers' rows (every field the catalog
+        # sent) are held for one slice, not for the whole lookup.
+        for begin in range(0, len(queries), SLICE_CALLS):
+            some = queries[begin : begin + SLICE_CALLS]
+            calls = [
+                _narrowed(catalog, field_name, chunk, after, begin + number)
+                for number, (chunk, after) in enumerate(some)
+            ]
+            outcomes = await fetcher.run(calls)
+            for (chunk, after), call in zip(some, calls, strict=True):
+                try:
+                    rows = page_rows(outcomes[call.key], catalog.rows_key, after)
+                except PortalError as exc:
+                    log.warning(
+                        "catalog iblock %d: products not looked up: %s", catalog.iblock, exc
+                    )
+                    record.failed.append((catalog.iblock, exc))
+                    return found  # the rest of this catalog would fail the same way
+                infos = [product_info(row) for _, row in rows]
+                found.extend(info for info in infos if info is not None)
+                if len(rows) >= PAGE_SIZE and field_name != "id":
+                    following.append((chunk, rows[-1][0]))
+            del outcomes
         queries = following
     return found
 
