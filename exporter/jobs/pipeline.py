@@ -37,6 +37,7 @@ from exporter.errors import (
     TransientError,
     primary_exception,
 )
+from exporter.jobs.context import ProductContext
 from exporter.jobs.progress import ProgressView, Snapshot, show_progress
 from exporter.jobs.state import RunState, Selection, Verdict
 from exporter.manifest import iter_manifest
@@ -82,7 +83,8 @@ class Pipeline:
         self.metadata = MetadataFetcher(client, batch_size=config.batch_size)
         self.selection = Selection(destination.is_done, force=force)
         self._since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # for images found gone
-        self._context: dict[int, ProductInfo] = {}  # the manifest's products, described
+        # The manifest's products, described (out of memory: a database of their own).
+        self._context = ProductContext()
 
     async def run(
         self, progress: ProgressView | None = None, snapshot: Callable[[], Snapshot] | None = None
@@ -96,6 +98,8 @@ class Pipeline:
                 outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise primary_exception(group) from None
+        finally:
+            self._context.close()
 
     async def _stages(self) -> None:
         if not self.discover:
@@ -144,22 +148,25 @@ class Pipeline:
                 await anyio.lowlevel.checkpoint()
         if not wanted:
             return
+        found = self._context
         try:
-            found, lookup = await describe_products(
-                self.client, wanted, batch_size=self.config.batch_size
+            _, lookup = await describe_products(
+                self.client, wanted, batch_size=self.config.batch_size, into=found
             )
         except GAVE_UP as exc:  # the portal does not answer: the stages will find out
             self.state.notice(f"products not described (sidecars without the product): {exc}")
+            found.clear()  # none of them, rather than some
             return
         if lookup.complete:  # a product no catalog lists is known to be in none
-            found.update((pid, ProductInfo(pid)) for pid in wanted if pid not in found)
+            for pid in wanted:
+                if pid not in found:
+                    found[pid] = ProductInfo(pid)
         else:
             why = "; ".join(
                 f"{f'iblock {iblock}' if iblock else 'the catalogs'}: {error}"
                 for iblock, error in lookup.failed
             )
             self.state.notice(f"products not described, catalog lists not read ({why})")
-        self._context = found
         filled = 0
         for ref in fill_in:
             if (product := found.get(ref.product_id)) is not None:

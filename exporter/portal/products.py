@@ -17,7 +17,7 @@ which is not the same as known to be in no catalog.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ ID_CHUNK = 50  # ids per page command: an id names one row at most, a page holds
 # Codes per page command: one fewer than a page, so a full page shows that some code names
 # more than one product, and only then is the next page asked for.
 CODE_CHUNK = 49
-SLICE_CALLS = 10 * MAX_BATCH_SIZE  # page commands sent before their rows are read
+SLICE_CALLS = 2 * MAX_BATCH_SIZE  # page commands sent before their rows are read
 
 
 def select_for(catalog: TradeCatalog) -> Sequence[str]:
@@ -78,7 +78,7 @@ def product_info(row: Mapping[str, Any]) -> ProductInfo | None:
 class Lookup:
     """What a lookup found, and the catalogs it could not read."""
 
-    found: list[ProductInfo] = field(default_factory=list)
+    found: list[ProductInfo] = field(default_factory=list)  # by `find_products`
     failed: list[tuple[int, PortalError]] = field(default_factory=list)  # iblock (0: all), why
 
     @property
@@ -88,11 +88,16 @@ class Lookup:
 
 
 async def describe_products(
-    client: PortalClient, product_ids: Iterable[int], *, batch_size: int = MAX_BATCH_SIZE
-) -> tuple[dict[int, ProductInfo], Lookup]:
-    """Each product the catalog has among `product_ids`, by id; and the lookup's record."""
+    client: PortalClient,
+    product_ids: Iterable[int],
+    *,
+    batch_size: int = MAX_BATCH_SIZE,
+    into: MutableMapping[int, ProductInfo] | None = None,
+) -> tuple[MutableMapping[int, ProductInfo], Lookup]:
+    """Each product the catalog has among `product_ids`, by id (filed into `into` as it
+    is found, when given); and the lookup's record (its `found` left empty)."""
     remaining = sorted(set(product_ids))
-    described: dict[int, ProductInfo] = {}
+    described: MutableMapping[int, ProductInfo] = {} if into is None else into
     record = Lookup()
     if not remaining:
         return described, record
@@ -103,7 +108,6 @@ async def describe_products(
         for info in await _lookup(fetcher, catalog, "id", remaining, record):
             described.setdefault(info.id, info)
         remaining = [pid for pid in remaining if pid not in described]
-    record.found = list(described.values())
     return described, record
 
 
