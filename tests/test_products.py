@@ -41,7 +41,14 @@ def expected(catalog: Catalog, product_id: int) -> ProductInfo:
     )
 
 
-async def test_known_ids_are_described_2500_per_request_variations_with_their_parent() -> None:
+@pytest.mark.parametrize("slice_calls", [None, MAX_BATCH_SIZE], ids=["default", "one-batch"])
+async def test_known_ids_are_described_2500_per_request_variations_with_their_parent(
+    monkeypatch: pytest.MonkeyPatch, slice_calls: int | None
+) -> None:
+    if slice_calls is not None:
+        # One batch of page commands a slice: 3,400 products are two slices of the
+        # product catalog (2,500 and 900), each read before the next is sent.
+        monkeypatch.setattr(products_module, "SLICE_CALLS", slice_calls)
     catalog = catalog_with_variations()
     wanted = catalog.product_ids()
     async with portal_for(catalog) as portal, client_for(portal) as client:
@@ -52,22 +59,6 @@ async def test_known_ids_are_described_2500_per_request_variations_with_their_pa
     assert described[100_007].parent_id == 8 and described[100_007].type == 4
     assert described[8].type == 3
     # One catalog list, the products' own catalog in 2,500s, the offers for the rest.
-    assert requests == 1 + math.ceil(3400 / 2500) + math.ceil(400 / 2500)
-
-
-async def test_a_lookup_in_slices_of_whole_batches_sends_no_more_requests(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # One batch of page commands a slice: 3,400 products are two slices of the product
-    # catalog (2,500 and 900), each answered and read before the next is sent.
-    monkeypatch.setattr(products_module, "SLICE_CALLS", MAX_BATCH_SIZE)
-    catalog = catalog_with_variations()
-    wanted = catalog.product_ids()
-    async with portal_for(catalog) as portal, client_for(portal) as client:
-        described, record = await describe_products(client, wanted)
-        requests = portal.stats.rest_requests
-    assert record.complete
-    assert described == {pid: expected(catalog, pid) for pid in wanted}
     assert requests == 1 + math.ceil(3400 / 2500) + math.ceil(400 / 2500)
 
 
