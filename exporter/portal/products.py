@@ -105,7 +105,7 @@ async def describe_products(
     for catalog in await _catalogs(client, record):
         if not remaining:
             break
-        for info in await _lookup(fetcher, catalog, "id", remaining, record):
+        async for info in _lookup(fetcher, catalog, "id", remaining, record):
             described.setdefault(info.id, info)
         remaining = [pid for pid in remaining if pid not in described]
     return described, record
@@ -127,7 +127,7 @@ async def find_products(
         return matches, record
     fetcher = MetadataFetcher(client, batch_size=batch_size)
     for catalog in await _catalogs(client, record):
-        for info in await _lookup(fetcher, catalog, field_name, wanted, record):
+        async for info in _lookup(fetcher, catalog, field_name, wanted, record):
             value = info.xml_id if field_name == "xmlId" else str(info.id)
             if value is not None:
                 matches.setdefault(value, []).append(info)
@@ -169,17 +169,16 @@ async def _lookup(
     field_name: str,
     values: Sequence[int] | Sequence[str],
     record: Lookup,
-) -> list[ProductInfo]:
-    """The rows of one catalog whose `field_name` is in `values`, every page of them."""
+) -> AsyncIterator[ProductInfo]:
+    """The rows of one catalog whose `field_name` is in `values`, every page of them,
+    yielded as each slice of whole batches is read: the answers (every field the catalog
+    sent) and what they describe are held for one slice, not for the whole lookup."""
     size = ID_CHUNK if field_name == "id" else CODE_CHUNK
     queries: list[tuple[Sequence[Any], int]] = [
         (values[start : start + size], 0) for start in range(0, len(values), size)
     ]
-    found: list[ProductInfo] = []
     while queries:
         following: list[tuple[Sequence[Any], int]] = []
-        # A slice of whole batches at a time: the answers' rows (every field the catalog
-        # sent) are held for one slice, not for the whole lookup.
         for begin in range(0, len(queries), SLICE_CALLS):
             some = queries[begin : begin + SLICE_CALLS]
             calls = [
@@ -195,14 +194,14 @@ async def _lookup(
                         "catalog iblock %d: products not looked up: %s", catalog.iblock, exc
                     )
                     record.failed.append((catalog.iblock, exc))
-                    return found  # the rest of this catalog would fail the same way
-                infos = [product_info(row) for _, row in rows]
-                found.extend(info for info in infos if info is not None)
+                    return  # the rest of this catalog would fail the same way
+                for _, row in rows:
+                    if (info := product_info(row)) is not None:
+                        yield info
                 if len(rows) >= PAGE_SIZE and field_name != "id":
                     following.append((chunk, rows[-1][0]))
             del outcomes
         queries = following
-    return found
 
 
 def _narrowed(
